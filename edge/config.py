@@ -88,6 +88,7 @@ class PointConfig:
     length: int | None = None
     scale: float = 1.0
     offset: float = 0.0
+    sf_address: int | None = None  # SunSpec: the int16 scale-factor register (10**sf)
     # opcua
     node: str | None = None
 

@@ -40,7 +40,7 @@ UNIT_BY_SUFFIX = {
     "_m3_h": {"m3/h"}, "_kg": {"kg"}, "_l": {"L"},
 }
 _POINT_KEYS_COMMON = {"name", "unit", "access", "deadband", "limits", "default"}
-_POINT_KEYS_MODBUS = {"address", "table", "type", "order", "bit", "length", "scale", "offset"}
+_POINT_KEYS_MODBUS = {"address", "table", "type", "order", "bit", "length", "scale", "offset", "sf_address"}
 _POINT_KEYS_OPCUA = {"node"}
 _DEVICE_KEYS = {"name", "protocol", "endpoint", "unit", "poll_ms", "timeout_ms", "max_gap",
                 "sunspec", "heartbeat", "namespace_uri", "security", "subscription", "points"}
@@ -211,6 +211,8 @@ def _point(r: _Reader, p: Mapping[str, Any], pp: str, protocol: str) -> PointCon
         scale=r.get(p, "scale", pp, float, 1.0,
                     check=lambda v: None if v != 0 else "must not be 0"),
         offset=r.get(p, "offset", pp, float, 0.0),
+        sf_address=r.get(p, "sf_address", pp, int, None,
+                         check=lambda v: None if 0 <= v <= 65535 else "must be a PDU address 0..65535"),
     )
     if table in ("coil", "discrete") and typ != "bit":
         r.error(f"{pp}.type", f"{table} points are single bits; type must be 'bit', got {typ!r}")

@@ -1,0 +1,301 @@
+"""The daemon: one asyncio loop running a site.
+
+Each tick does its work in a fixed order (OpenEMS's cycle): read the snapshot,
+decide, write, store. Ticks are anchored to a monotonic clock; a tick that
+runs past its slot is counted and the next free slot is taken, never queued.
+Around the tick: one worker a device (edge.acquisition), the local control
+socket (edge.ctl), the Prometheus endpoint, the MQTT uplink when enabled, and
+the systemd watchdog, which is fed only by a tick that completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge import logs
+from edge.acquisition import Acquisition
+from edge.actuation import Actuation, UnknownPoint
+from edge.config import SiteConfig
+from edge.ctl import BadRequest, Handler
+from edge.ctl import serve as serve_ctl
+from edge.devices import make_client
+from edge.metrics import Metrics
+from edge.model import Snapshot
+from edge.store import AuditEntry, Event, Store
+from edge.store import StoreConfig as StoreSettings
+
+log = logs.get("daemon")
+VERSION = "0.1.0"
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify, WatchdogSec=) how we are; a no-op outside systemd."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.connect(addr)
+        s.sendall(message.encode())
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``2h``, ``1d`` to seconds."""
+    text = text.strip().lower()
+    factor = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}.get(text[-1:])
+    number = text[:-1] if factor else text
+    try:
+        seconds = float(number) * (factor or 1.0)
+    except ValueError:
+        raise BadRequest(f"duration {text!r} is not like 90s, 15m, 2h") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise BadRequest(f"duration {text!r} must be > 0")
+    return seconds
+
+
+@dataclass
+class TickStats:
+    count: int = 0
+    overruns: int = 0
+    last_ts: float | None = None
+    last_duration_s: float = 0.0
+    durations_s: list[float] = field(default_factory=list)  # recent, for status percentiles
+
+    def record(self, ts: float, duration_s: float) -> None:
+        self.count += 1
+        self.last_ts = ts
+        self.last_duration_s = duration_s
+        self.durations_s.append(duration_s)
+        if len(self.durations_s) > 1000:
+            del self.durations_s[:500]
+
+    def percentile(self, q: float) -> float | None:
+        if not self.durations_s:
+            return None
+        ordered = sorted(self.durations_s)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Daemon:
+    def __init__(self, site: SiteConfig, *, serve_metrics: bool = True) -> None:
+        self.site = site
+        self.metrics = Metrics()
+        self.metrics.info.labels(site.id, VERSION).set(1)
+        self.ticks = TickStats()
+        self._last_tick_mono = time.monotonic()
+        self._serve_metrics = serve_metrics
+        self._stop = asyncio.Event()
+        self.store = Store(StoreSettings(
+            path=site.store.path, max_bytes=site.store.max_bytes, retention_days=site.store.retention_days,
+            keyframe_s=site.store.keyframe_s,
+            deadbands={f"{d.name}.{p.name}": p.deadband for d in site.devices for p in d.points if p.deadband},
+        ))
+        clients = {d.name: make_client(d) for d in site.devices}
+        self.acquisition = Acquisition(site.devices, clients, self.metrics,
+                                       stale_after_s=site.control.stale_after_s, alive=self._alive)
+        self.actuation = Actuation(site, self.acquisition, self.metrics)
+        self.actuation.set_mode(site.control.mode, ts=time.time(), who="config", reason="start")
+        self.controller = _controller_for(site)
+        self.last_snapshot: Snapshot | None = None
+        self.last_decision: dict[str, Any] = {}
+
+    def _alive(self) -> bool:
+        """The heartbeat proves the control loop runs, so it stops when ticks stop."""
+        return time.monotonic() - self._last_tick_mono < max(3 * self.site.control.tick_s, 2.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        if self._serve_metrics:
+            host, port = self.site.metrics.host_port
+            try:
+                self.metrics.serve(host, port)
+            except OSError as e:
+                log.error("metrics_listen_failed", listen=self.site.metrics.listen, error=str(e))
+        ctl = await serve_ctl(self.site.cli.socket, self._handlers())
+        log.info("daemon_started", site=self.site.id, devices=len(self.site.devices),
+                 points=sum(len(d.points) for d in self.site.devices), socket=str(self.site.cli.socket))
+        sd_notify("READY=1")
+        tasks = [asyncio.create_task(self.acquisition.run(), name="acquisition"),
+                 asyncio.create_task(self._tick_loop(), name="ticks")]
+        try:
+            await self._stop.wait()
+        finally:
+            sd_notify("STOPPING=1")
+            log.info("daemon_stopping", site=self.site.id)
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            ctl.close()
+            with contextlib.suppress(Exception):
+                await ctl.wait_closed()
+            self.store.close()
+            log.info("daemon_stopped", site=self.site.id)
+
+    async def _tick_loop(self) -> None:
+        period = self.site.control.tick_s
+        t0 = time.monotonic()
+        slot = 0
+        while True:
+            started = time.monotonic()
+            try:
+                self.tick(time.time())
+            except Exception as e:  # the loop never dies; a broken tick is logged and counted
+                self.metrics.task_restarts.labels("tick").inc()
+                log.error("tick_failed", error=f"{type(e).__name__}: {e}")
+            done = time.monotonic()
+            self.metrics.tick_duration.observe(done - started)
+            slot += 1
+            due = t0 + slot * period
+            if done > due:
+                self.ticks.overruns += 1
+                self.metrics.tick_overruns.inc()
+                slot += math.ceil((done - due) / period)
+                due = t0 + slot * period
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+
+    def tick(self, ts: float) -> None:
+        """One tick: read, decide, write, store."""
+        started = time.monotonic()
+        snap = self.acquisition.snapshot(ts)
+        self.last_snapshot = snap
+        setpoints = self._decide(snap)
+        self.actuation.apply(setpoints, ts=ts)
+        self.actuation.collect_results(ts=ts)
+        audit, events = self.actuation.drain()
+        values = {k: (pv.value, str(pv.quality)) for k, pv in snap.points.items()}
+        with self.metrics.commit_duration.time():
+            result = self.store.commit_tick(ts, values, [
+                Event(ts=e["ts"], kind=e["kind"], source=e.get("who", "daemon"), message=e["detail"])
+                for e in events])
+        for a in audit:
+            self.store.add_audit(AuditEntry(ts=a["ts"], actor=a["who"], action=a["action"], target=a["point"],
+                                            value=a["applied"], ttl_s=a["ttl_s"], reason=a["reason"]))
+        if result.ok:
+            self.metrics.store_rows.inc(result.rows)
+        else:
+            self.metrics.store_errors.labels("commit").inc()
+        counts: dict[str, int] = {"good": 0, "stale": 0, "bad": 0, "comm_lost": 0}
+        for pv in snap.points.values():
+            counts[str(pv.quality)] += 1
+        for q, n in counts.items():
+            self.metrics.points.labels(q).set(n)
+        self._last_tick_mono = time.monotonic()
+        self.ticks.record(ts, self._last_tick_mono - started)
+        sd_notify("WATCHDOG=1")
+
+    def _decide(self, snap: Snapshot) -> dict[str, float]:
+        if self.controller is None or self.actuation.mode != "auto":
+            return {}
+        setpoints, info = self.controller(snap)
+        self.last_decision = info
+        self.metrics.control_reason.labels(str(info.get("reason", "unknown"))).inc()
+        return setpoints
+
+    # ------------------------------------------------------------------ local socket
+
+    def _handlers(self) -> dict[str, Handler]:
+        return {"status": self._h_status, "points": self._h_points, "read": self._h_read,
+                "write": self._h_write, "mode": self._h_mode}
+
+    async def _h_status(self, req: dict[str, Any]) -> tuple[Any, str | None]:
+        p50, p99 = self.ticks.percentile(0.5), self.ticks.percentile(0.99)
+        stats = self.store.stats()
+        devices = self.acquisition.health()
+        latency = {"last": round(self.ticks.last_duration_s * 1e3, 3),
+                   "p50": None if p50 is None else round(p50 * 1e3, 3),
+                   "p99": None if p99 is None else round(p99 * 1e3, 3)}
+        doc: dict[str, Any] = {
+            "site": self.site.id, "version": VERSION, "mode": self.actuation.mode,
+            "plan": None, "ticks": self.ticks.count, "tick_overruns": self.ticks.overruns,
+            "last_tick_ts": self.ticks.last_ts,
+            "tick_latency_ms": latency, "devices": devices,
+            "overrides": {k: {"value": o.value, "expires_ts": o.expires_ts, "reason": o.reason}
+                          for k, o in self.actuation.overrides.items()},
+            "control": self.last_decision,
+            "buffer": {"outbox_pending_rows": stats.outbox_pending_rows, "store_bytes": stats.used_bytes},
+        }
+        up = sum(1 for h in devices.values() if h["up"])
+        text = (f"site {self.site.id}  mode {self.actuation.mode}  ticks {self.ticks.count} "
+                f"(p50 {latency['p50']} ms, p99 {latency['p99']} ms)\n"
+                f"devices up {up}/{len(devices)}  overrides {len(self.actuation.overrides)}  "
+                f"outbox {stats.outbox_pending_rows} rows")
+        for name, h in devices.items():
+            text += f"\n  {name:<14} {'up' if h['up'] else 'DOWN':<5} polls {h['polls']:<7} {h['last_error']}"
+        return doc, text
+
+    async def _h_points(self, req: dict[str, Any]) -> tuple[Any, str | None]:
+        snap = self.last_snapshot or self.acquisition.snapshot(time.time())
+        now = time.time()
+        rows = {k: {"value": pv.value, "unit": pv.unit, "quality": str(pv.quality),
+                    "age_s": round(now - pv.source_ts, 3)} for k, pv in sorted(snap.points.items())}
+        text = "\n".join(f"{k:<34} {v['value']!s:>14} {v['unit']:<6} {v['quality']:<9} {v['age_s']:>7} s"
+                         for k, v in rows.items())
+        return rows, text
+
+    async def _h_read(self, req: dict[str, Any]) -> tuple[Any, str | None]:
+        device, point = str(req["device"]), str(req["point"])
+        worker = self.acquisition.workers.get(device)
+        if worker is None or worker.cfg.point(point) is None:
+            raise BadRequest(f"unknown point {device}.{point} (site {self.site.id!r})")
+        reading = (await worker.client.read_points([point])).get(point)
+        if reading is None:
+            raise BadRequest(f"{device}.{point}: the driver returned nothing")
+        pt = worker.cfg.point(point)
+        doc = {"device": device, "point": point, "value": reading.value, "unit": pt.unit if pt else "",
+               "quality": str(reading.quality), "source_ts": reading.source_ts}
+        return doc, f"{device}.{point} = {reading.value} {doc['unit']} ({reading.quality})"
+
+    async def _h_write(self, req: dict[str, Any]) -> tuple[Any, str | None]:
+        key = f"{req['device']}.{req['point']}"
+        try:
+            value = float(req["value"])
+        except (TypeError, ValueError):
+            raise BadRequest(f"value {req.get('value')!r} is not a number") from None
+        ttl_s = parse_duration(str(req.get("ttl", "")))
+        ts = time.time()
+        try:
+            clamped = self.actuation.override(key, value, ttl_s=ttl_s, reason=str(req.get("reason", "")),
+                                              who=str(req.get("who", "local-cli")), ts=ts)
+        except UnknownPoint as e:
+            raise BadRequest(str(e)) from None
+        doc = {"point": key, "requested": value, "applied": clamped.value, "clamped": clamped.reason,
+               "expires_ts": ts + ttl_s}
+        note = f" (clamped: {clamped.reason})" if clamped.reason else ""
+        return doc, f"{key} := {clamped.value}{note} for {ttl_s:g} s"
+
+    async def _h_mode(self, req: dict[str, Any]) -> tuple[Any, str | None]:
+        mode = str(req.get("mode"))
+        try:
+            self.actuation.set_mode(mode, ts=time.time(), who=str(req.get("who", "local-cli")), reason="cli")
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        return {"mode": mode}, f"mode {mode}"
+
+
+def _controller_for(site: SiteConfig) -> Any:
+    """The control hook; None holds every setpoint (the PLCs keep their last values)."""
+    return None
+
+
+def run_daemon(site: SiteConfig) -> int:
+    logs.configure(level=os.environ.get("PARKEDGE_LOG_LEVEL", "info"))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(Daemon(site).run())
+    return 0
