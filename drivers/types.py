@@ -45,3 +45,34 @@ class DriverError(Exception):
 
 class WriteRefused(DriverError):
     """The device refused a write (Modbus exception 03, OPC UA BadOutOfRange, ...)."""
+
+
+class BreakerState(StrEnum):
+    """A device's circuit breaker.
+
+    closed: requests flow. open: recent failures; no I/O until the cooldown ends,
+    readings come back comm_lost at once so a dead device costs nothing.
+    half_open: the cooldown ended; the next request is the probe that closes or
+    reopens the breaker.
+    """
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """A device connection's health, as a snapshot for status, logs and metrics.
+
+    consecutive_failures counts failed polls (timeouts, lost connections), not
+    exception responses: a device that answers is alive. last_ok_ts is UTC
+    seconds of the last successful exchange, None before the first.
+    """
+
+    connected: bool
+    consecutive_failures: int
+    breaker_state: BreakerState
+    requests: int
+    errors: int
+    last_ok_ts: float | None

@@ -20,8 +20,9 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from drivers.client import DeviceClient
 from drivers.types import DriverError, Quality, Reading, WriteRefused
 from edge import logs
 from edge.config import DeviceConfig
@@ -29,19 +30,6 @@ from edge.metrics import Metrics
 from edge.model import PointValue, Snapshot, point_key
 
 log = logs.get("acquisition")
-
-
-class DeviceClient(Protocol):
-    """What acquisition needs of a protocol driver (drivers.modbus, drivers.opcua).
-
-    Drivers connect lazily and reconnect by themselves; a read never raises for one
-    bad point, it marks the point.
-    """
-
-    async def close(self) -> None: ...
-    async def read_all(self) -> dict[str, Reading]: ...
-    async def read_points(self, names: Sequence[str]) -> dict[str, Reading]: ...
-    async def write(self, point: str, value: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +163,7 @@ class DeviceWorker:
             await self.client.write(name, value)
         except WriteRefused as e:
             return WriteResult(key, value, "refused", str(e))
-        except (DriverError, OSError, TimeoutError) as e:
+        except (DriverError, OSError, TimeoutError, ValueError, KeyError) as e:
             return WriteResult(key, value, "failed", str(e) or type(e).__name__)
         try:
             back = (await self.client.read_points([name])).get(name)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import drivers
+from drivers.client import DeviceClient
 from drivers.codec import DataType, Order
 from drivers.spec import (
     Access,
@@ -18,7 +20,6 @@ from drivers.spec import (
     SecurityPolicy,
     Table,
 )
-from edge.acquisition import DeviceClient
 from edge.config import DeviceConfig
 
 
@@ -54,10 +55,4 @@ def _path(p: Path | None) -> str:
 
 
 def make_client(d: DeviceConfig) -> DeviceClient:
-    if d.protocol == "modbus":
-        from drivers.modbus import ModbusClient
-
-        return ModbusClient(modbus_spec(d))
-    from drivers.opcua import OpcUaClient
-
-    return OpcUaClient(opcua_spec(d))
+    return drivers.make_client(modbus_spec(d) if d.protocol == "modbus" else opcua_spec(d))
