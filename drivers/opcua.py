@@ -161,6 +161,8 @@ class OpcUaClient:
         vtype = session.types.get(point)
         if vtype is None:
             raise DriverError(f"{self.name}.{point}: node {p.node!r} not found on the server")
+        if isinstance(value, int | float) and (p.scale != 1.0 or p.offset != 0.0):
+            value = (value - p.offset) / p.scale
         variant = ua.Variant(_coerce(value, vtype, f"{self.name}.{point}"), vtype)
         self._requests += 1
         try:
@@ -329,6 +331,10 @@ class OpcUaClient:
             last_value = last.value if last is not None else None
             self._cache[name] = Reading(last_value, Quality.BAD, source_ts)
             return
+        p = self._points.get(name)
+        if p is not None and isinstance(value, int | float) and not isinstance(value, bool) \
+                and (p.scale != 1.0 or p.offset != 0.0):
+            value = value * p.scale + p.offset
         self._cache[name] = Reading(value, Quality.GOOD, source_ts)
 
     def _fail(self, exc: BaseException) -> None:

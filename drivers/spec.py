@@ -208,6 +208,10 @@ class OpcUaPoint:
     name: str
     node: str
     access: Access = Access.R
+    # engineering = raw * scale + offset, e.g. scale -1 turns a device's
+    # "generation is positive" into the site's passive sign convention.
+    scale: float = 1.0
+    offset: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

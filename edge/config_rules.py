@@ -37,11 +37,11 @@ UNIT_BY_SUFFIX = {
     "_kw": {"kW"}, "_kwh": {"kWh"}, "_mw": {"MW"}, "_kvar": {"kvar"}, "_w": {"W"},
     "_frac": {"frac", "1"}, "_pct": {"%"}, "_v": {"V"}, "_a": {"A"}, "_hz": {"Hz"},
     "_c": {"degC"}, "_degc": {"degC"}, "_m_s": {"m/s"}, "_w_m2": {"W/m2"}, "_s": {"s"},
-    "_m3_h": {"m3/h"}, "_kg": {"kg"}, "_l": {"L"},
+    "_m3_h": {"m3/h"}, "_kg": {"kg"}, "_l": {"L", "l"},
 }
 _POINT_KEYS_COMMON = {"name", "unit", "access", "deadband", "limits", "default"}
 _POINT_KEYS_MODBUS = {"address", "table", "type", "order", "bit", "length", "scale", "offset", "sf_address"}
-_POINT_KEYS_OPCUA = {"node"}
+_POINT_KEYS_OPCUA = {"node", "scale", "offset"}
 _DEVICE_KEYS = {"name", "protocol", "endpoint", "unit", "poll_ms", "timeout_ms", "max_gap",
                 "sunspec", "heartbeat", "namespace_uri", "security", "subscription", "points"}
 _SCHEMES = {"modbus": ("tcp://", "rtu+tcp://", "rtu://"), "opcua": ("opc.tcp://",)}
@@ -176,11 +176,11 @@ def _point(r: _Reader, p: Mapping[str, Any], pp: str, protocol: str) -> PointCon
     name = r.get(p, "name", pp, str, "", required=True,
                  check=lambda v: None if NAME_RE.match(v) else "must match [a-z0-9_]+")
     unit = r.get(p, "unit", pp, str, "1")
-    for suffix, units in UNIT_BY_SUFFIX.items():
-        if name.endswith(suffix) and unit not in units:
-            expected = " or ".join(sorted(units))
-            r.error(f"{pp}.unit", f"{unit!r} does not fit the name {name!r} (expected {expected})")
-            break
+    # The longest suffix decides: wind_m_s promises m/s, not seconds.
+    suffix = max((s for s in UNIT_BY_SUFFIX if name.endswith(s)), key=len, default=None)
+    if suffix is not None and unit not in UNIT_BY_SUFFIX[suffix]:
+        expected = " or ".join(sorted(UNIT_BY_SUFFIX[suffix]))
+        r.error(f"{pp}.unit", f"{unit!r} does not fit the name {name!r} (expected {expected})")
     access = r.get(p, "access", pp, str, "r", check=one_of("r", "rw", "w"))
     limits = _limits(r, p, pp)
     if access != "r" and "limits" not in p:
@@ -195,7 +195,10 @@ def _point(r: _Reader, p: Mapping[str, Any], pp: str, protocol: str) -> PointCon
         node = r.get(p, "node", pp, str, "", required=True,
                      check=lambda v: None if v[:2] in ("s=", "i=", "g=", "b=")
                      else "must be s=, i=, g= or b= within the namespace")
-        return PointConfig(**common, node=node)
+        return PointConfig(**common, node=node,
+                           scale=r.get(p, "scale", pp, float, 1.0,
+                                       check=lambda v: None if v != 0 else "must not be 0"),
+                           offset=r.get(p, "offset", pp, float, 0.0))
     table = r.get(p, "table", pp, str, "holding", check=one_of("holding", "input", "coil", "discrete"))
     typ = r.get(p, "type", pp, str, "uint16", check=one_of(*TYPES_REGISTERS))
     order = r.get(p, "order", pp, str, "ABCD", check=one_of("ABCD", "DCBA", "BADC", "CDAB"))

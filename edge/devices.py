@@ -41,7 +41,7 @@ def opcua_spec(d: DeviceConfig) -> OpcUaDevice:
     password = s.password_file.read_text(encoding="utf-8").strip() if s.password_file else ""
     return OpcUaDevice(
         name=d.name, endpoint=d.endpoint, namespace_uri=d.namespace_uri,
-        points=tuple(OpcUaPoint(p.name, p.node or "", Access(p.access)) for p in d.points),
+        points=tuple(OpcUaPoint(p.name, p.node or "", Access(p.access), p.scale, p.offset) for p in d.points),
         security=OpcUaSecurity(policy=SecurityPolicy(s.policy), mode=SecurityMode(s.mode),
                                cert=_path(s.cert), key=_path(s.key), username=s.username, password=password),
         subscription=(OpcUaSubscription(d.subscription.publishing_ms, d.subscription.sampling_ms)
