@@ -1,0 +1,161 @@
+"""Device physics without servers: balances close, limits hold, refusals change nothing."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from parksim.physics import build_park, load_scalings
+from parksim.physics import devices as d
+from parksim.physics.exogenous import doe_shapes
+
+START = datetime(2026, 7, 7, 0, 0, tzinfo=UTC)
+
+
+def _setpoints(site: str) -> st.SearchStrategy[dict[str, float]]:
+    limits = build_park(site, seed=0, start_utc=START).setpoint_limits()
+    keys = sorted(limits)
+
+    def value(key: str) -> st.SearchStrategy[float]:
+        lim = limits[key]
+        span = lim.max - lim.min
+        # Mostly valid values, some just outside the limits, some wildly off.
+        return st.one_of(
+            st.sampled_from(lim.choices) if lim.choices else st.floats(lim.min, lim.max),
+            st.floats(lim.min - span - 1, lim.min - 1e-3), st.floats(lim.max + 1e-3, lim.max + span + 1),
+        )
+
+    return st.lists(st.sampled_from(keys).flatmap(lambda k: value(k).map(lambda v: (k, v))),
+                    max_size=8).map(dict)
+
+
+def _check_step(park, flows) -> None:  # type: ignore[no-untyped-def]
+    assert abs(flows.electric_imbalance_kw()) < 1e-6
+    assert abs(flows.heat_imbalance_kw()) < 1e-6
+    assert abs(flows.cool_imbalance_kw()) < 1e-6
+    assert flows.violations == ()
+    assert flows.heat_dump_kw >= 0 and flows.heat_unserved_kw >= 0
+    assert flows.cool_dump_kw >= 0 and flows.cool_unserved_kw >= 0
+    assert flows.elec_unserved_kw >= 0 and flows.curtailed_kw >= -1e-9
+    for dev in park.devices.values():
+        if isinstance(dev, d.Battery):
+            assert dev.soc_min_frac - 1e-9 <= dev.soc_frac <= dev.soc_max_frac + 1e-9
+            assert abs(dev.p_kw) <= dev.p_max_kw + 1e-9
+        if isinstance(dev, d.IceStore):
+            assert -1e-9 <= dev.stored_kwh <= dev.usable_kwh + 1e-9
+            assert not (dev.q_melt_kw > 0 and dev.q_charge_kw > 0)
+        if isinstance(dev, d.Chp) and dev.p_gen_kw > 0:
+            assert dev.min_load_frac * dev.p_max_kw - 1e-9 <= dev.p_gen_kw <= dev.p_max_kw + 1e-9
+            assert math.isclose(dev.q_kw, dev.p_gen_kw * dev.heat_ratio)
+
+
+def _run(site: str, plan: list[tuple[dict[str, float], float]], hour: int) -> None:
+    park = build_park(site, seed=hour, start_utc=START.replace(hour=hour), soc_frac=0.2, ice_frac=0.5)
+    limits = park.setpoint_limits()
+    for setpoints, dt_s in plan:
+        before = {n: dict(dev.sp) for n, dev in park.devices.items()}
+        remote_before = {n: dev.remote for n, dev in park.devices.items()}
+        refused = park.apply(setpoints)
+        for key, value in setpoints.items():
+            lim = limits[key]
+            valid = lim.min <= value <= lim.max and (lim.choices is None or value in lim.choices)
+            assert (key in refused) == (not valid)
+        for key in refused:  # a refused setpoint changes nothing
+            name, point = key.split(".", 1)
+            if not any(k.startswith(name + ".") and k not in refused for k in setpoints):
+                assert park.devices[name].sp == before[name]
+                assert park.devices[name].remote == remote_before[name]
+            else:
+                assert park.devices[name].sp[point] == before[name][point] or any(
+                    k == key for k in setpoints if k not in refused)
+        _check_step(park, park.step(dt_s))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=st.lists(st.tuples(_setpoints("park-a"), st.sampled_from([1.0, 60.0, 900.0, 3600.0])),
+                     min_size=1, max_size=12),
+       hour=st.integers(0, 23))
+def test_park_a_balances_and_limits(plan, hour) -> None:  # type: ignore[no-untyped-def]
+    _run("park-a", plan, hour)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=st.lists(st.tuples(_setpoints("park-b"), st.sampled_from([60.0, 900.0, 3600.0])),
+                     min_size=1, max_size=12),
+       hour=st.integers(0, 23))
+def test_park_b_balances_and_limits(plan, hour) -> None:  # type: ignore[no-untyped-def]
+    _run("park-b", plan, hour)
+
+
+def test_a_week_at_15_min_closes_every_balance() -> None:
+    for site in ("park-a", "park-b"):
+        park = build_park(site, seed=1, start_utc=START)
+        for _ in range(96 * 7):
+            _check_step(park, park.step(900.0))
+
+
+def test_same_seed_same_park_other_seed_other_loads() -> None:
+    def loads(seed: int) -> list[float]:
+        park = build_park("park-a", seed=seed, start_utc=START)
+        return [park.step(900.0).loads_kw["office"] for _ in range(8)]
+
+    assert loads(5) == loads(5)
+    assert loads(5) != loads(6)
+
+
+def test_battery_follows_setpoint_and_stops_at_soc_limits() -> None:
+    park = build_park("park-a", seed=0, start_utc=START, soc_frac=0.5)
+    park.apply({"bess1.p_set_kw": 10_000.0})
+    f = park.step(900.0)
+    assert f.electric_kw["bess1"] == 10_000.0
+    assert math.isclose(park.devices["bess1"].soc_frac, 0.5 + 2500.0 * 0.92 / 40_000.0)
+    for _ in range(10):
+        f = park.step(900.0)
+    bess = park.devices["bess1"]
+    assert math.isclose(bess.soc_frac, 0.95) and f.electric_kw["bess1"] == 0.0
+    park.fallback("bess1")
+    assert park.step(900.0).electric_kw["bess1"] == 0.0
+
+
+def test_diesel_honours_minimum_up_and_down_times() -> None:
+    park = build_park("park-a", seed=0, start_utc=START)
+    park.apply({"dg1.run_cmd": 1, "dg1.p_set_kw": 100.0})
+    f = park.step(900.0)
+    assert f.electric_kw["dg1"] == -600.0  # minimum load 30 % of 2 MW
+    park.apply({"dg1.run_cmd": 0})
+    for _ in range(7):  # 1 h 45 min more: still inside the 2 h minimum up time
+        assert park.step(900.0).electric_kw["dg1"] < 0
+    assert park.step(900.0).electric_kw["dg1"] == 0.0
+    park.apply({"dg1.run_cmd": 1})
+    assert park.step(900.0).electric_kw["dg1"] == 0.0  # minimum down time
+
+
+def test_ice_store_charges_and_melts_with_its_efficiencies() -> None:
+    park = build_park("park-b", seed=0, start_utc=START.replace(hour=15))  # 23:00 local
+    park.apply({"ice1.mode_set": 1, "dch1.mode_set": 2, "dch1.q_set_kw": 3165.0})
+    park.step(1800.0)  # mode change: first the minimum off time has long passed
+    f = park.step(3600.0)
+    ice = park.devices["ice1"]
+    assert f.electric_kw["dch1"] == 3165.0 / 3.8
+    assert ice.q_charge_kw == 3165.0
+    stored = ice.stored_kwh
+    park.apply({"ice1.mode_set": 2, "ice1.melt_set_kw": 2000.0, "dch1.mode_set": 0})
+    f = park.step(3600.0)
+    assert f.cool_supply_kw["ice1"] == 2000.0
+    expected = stored - 2000.0 / 0.96
+    assert math.isclose(ice.stored_kwh, expected * (1 - 0.005), rel_tol=1e-9)
+
+
+def test_load_scaling_hits_the_stated_peaks_and_energies() -> None:
+    sc = load_scalings("park-a")
+    office = sc["office"](doe_shapes()["office"])
+    assert math.isclose(office.max(), 3200.0)
+    daily = office.reshape(365, 24).sum(axis=1)
+    weekday = daily[np.argsort(daily)[-250:]]  # the 250-odd weekdays are the heavy days
+    assert abs(weekday.mean() - 48_000.0) / 48_000.0 < 0.02
+    hosp = sc["hospital"](doe_shapes()["hospital"])
+    assert math.isclose(hosp.max(), 1800.0)
+    assert math.isclose(hosp.reshape(365, 24).sum(axis=1).mean(), 32_000.0, rel_tol=1e-9)
