@@ -1,0 +1,372 @@
+"""The forecaster in the daemon: ONNX models with baseline fallback, hot swap and live skill.
+
+``Forecaster.update(ts, history, weather)`` is called every tick and does work
+only when the 15-min step rolls over. It reads no clock: the time comes in as
+an argument. The only I/O is a stat of each model file at rollover (to pick
+up a new model dropped in) and loading one when it changed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edge.forecast.features import (
+    DAY,
+    HISTORY_STEPS,
+    HORIZON,
+    STEP_S,
+    StepContext,
+    baseline,
+    context_for_utc,
+    feature_rows,
+    postprocess,
+)
+from edge.forecast.holidays import known_year
+from edge.forecast.models import LoadedModel, ModelError, card_path, file_signature, load_model
+
+__all__ = ["TARGETS", "Forecast", "Forecaster", "TargetForecast"]
+
+F64 = NDArray[np.float64]
+TARGETS = ("pv", "wind", "office", "hospital", "data_centre", "heating", "cooling",
+           "electric_total")
+_GENERATION = frozenset({"pv", "wind"})
+# Used when a model's card is missing too; otherwise the card's validated choice.
+_DEFAULT_BASELINE = {"pv": "clear_sky_yesterday", "wind": "last_value"}
+_SKILL_STEPS = 7 * DAY
+_MAX_GAP = 4  # steps of missing history filled by interpolation
+
+
+@dataclass(frozen=True, slots=True)
+class TargetForecast:
+    """One target's forecast: ``HORIZON`` steps, kW (thermal kW for heat and cooling)."""
+
+    target: str
+    p10_kw: F64
+    p50_kw: F64
+    p90_kw: F64
+    source: str  # "model" or "baseline:<name>"
+    reason: str  # why a baseline is in force; "" for the model
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """The forecasts in force; step k covers [origin_ts + k*step_s, origin_ts + (k+1)*step_s)."""
+
+    origin_ts: float
+    step_s: int
+    targets: Mapping[str, TargetForecast]
+
+    def step_starts(self) -> F64:
+        return self.origin_ts + self.step_s * np.arange(HORIZON, dtype=np.float64)
+
+
+@dataclass
+class _Skill:
+    issued: deque[tuple[int, F64, F64]] = field(default_factory=lambda: deque(maxlen=HORIZON))
+    steps: deque[tuple[float, float, int, float]] = field(
+        default_factory=lambda: deque(maxlen=_SKILL_STEPS))
+
+    def observe(self, step: int, actual_kw: float) -> None:
+        em = eb = 0.0
+        n = 0
+        for origin, p50, base in self.issued:
+            k = step - origin
+            if 0 <= k < HORIZON:
+                em += abs(float(p50[k]) - actual_kw)
+                eb += abs(float(base[k]) - actual_kw)
+                n += 1
+        if n:
+            self.steps.append((em, eb, n, abs(actual_kw) * n))
+
+    def summary(self, norm_kw: float | None) -> dict[str, float | int | None]:
+        em = sum(s[0] for s in self.steps)
+        eb = sum(s[1] for s in self.steps)
+        n = sum(s[2] for s in self.steps)
+        ysum = sum(s[3] for s in self.steps)
+        norm = norm_kw if norm_kw else (ysum / n if n else 0.0)
+        if not n or norm <= 0:
+            return {"nmae_in_force": None, "nmae_baseline": None, "samples": n}
+        return {"nmae_in_force": em / n / norm, "nmae_baseline": eb / n / norm, "samples": n}
+
+
+@dataclass
+class _Target:
+    name: str
+    path: Path
+    model: LoadedModel | None = None
+    signature: tuple[int, ...] = ()
+    baseline: str = "last_week"
+    residual_q: list[list[float]] | None = None  # scaled, per lead bucket
+    scale_kw: float = 1.0
+    source: str = "baseline"
+    reason: str = ""
+    refresh_total: int = 0
+    fallback_total: dict[str, int] = field(default_factory=dict)
+    swap_total: int = 0
+    swap_rejected_total: int = 0
+    last_swap_error: str = ""
+    inference_seconds: float = 0.0
+    skill: _Skill = field(default_factory=_Skill)
+
+
+class Forecaster:
+    """Every target's 24 h forecast, refreshed at each step rollover."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        timezone: str,
+        latitude: float,
+        longitude: float,
+        country: str = "CN",
+        targets: Sequence[str] = TARGETS,
+    ) -> None:
+        self.model_dir = Path(model_dir)
+        self.tz = ZoneInfo(timezone)
+        self.country = country
+        self.latitude = latitude
+        self.longitude = longitude
+        self._targets = {t: _Target(t, self.model_dir / f"{t}.onnx",
+                                    baseline=_DEFAULT_BASELINE.get(t, "last_week"))
+                         for t in targets}
+        self._step: int | None = None
+        self._last: Forecast | None = None
+        self.notes: list[str] = []
+        for t in self._targets.values():
+            self._reload(t, at_start=True)
+
+    # ------------------------------------------------------------ models
+
+    def _reload(self, t: _Target, at_start: bool = False) -> None:
+        sig = file_signature(t.path)
+        if not at_start and sig == t.signature:
+            return
+        t.signature = sig
+        try:
+            model = load_model(t.path)
+        except ModelError as exc:
+            if t.model is not None:  # keep the model in force; the new file is refused
+                t.swap_rejected_total += 1
+                t.last_swap_error = str(exc)
+            else:
+                t.reason = str(exc)
+            self._read_fallback(t)
+            return
+        if model.target != t.name:
+            msg = f"{card_path(t.path)}: card is for target {model.target!r}, not {t.name!r}"
+            if t.model is not None:
+                t.swap_rejected_total += 1
+                t.last_swap_error = msg
+            else:
+                t.reason = msg
+            return
+        if t.model is not None:
+            t.swap_total += 1
+        t.model = model
+        t.last_swap_error = ""
+        t.scale_kw = model.scale_kw
+        self._read_fallback(t)
+
+    @staticmethod
+    def _read_fallback(t: _Target) -> None:
+        card: Mapping[str, Any] | None = t.model.card if t.model else None
+        if card is None:
+            try:
+                import json
+
+                card = json.loads(card_path(t.path).read_text())
+            except (OSError, ValueError):
+                return
+        try:
+            fb = card["fallback"]
+            t.baseline = str(fb["baseline"])
+            t.residual_q = [[float(a), float(b)] for a, b in fb["residual_quantiles_scaled"]]
+            t.scale_kw = float(card["scale_kw"])
+        except (KeyError, TypeError, ValueError):
+            pass
+
+    # ------------------------------------------------------------ refresh
+
+    def update(self, ts: float, history: Mapping[str, Sequence[float] | F64],
+               weather: Mapping[str, Sequence[float] | F64] | None = None) -> Forecast:
+        """The forecast in force at UTC ``ts``; recomputed only when the step rolls over.
+
+        ``history[target]`` holds the measured mean kW of the steps before the
+        current one, oldest first, the last entry being the step that just
+        ended (NaN where unknown); at least a week is needed for the models.
+        ``weather`` holds the plan's forecast for the next ``HORIZON`` steps
+        (``ghi_w_m2``, ``temp_c``).
+        """
+        step = math.floor(ts / STEP_S)
+        if self._last is not None and step == self._step:
+            return self._last
+        return self.refresh(step, history, weather)
+
+    def refresh(self, step: int, history: Mapping[str, Sequence[float] | F64],
+                weather: Mapping[str, Sequence[float] | F64] | None = None) -> Forecast:
+        self._step = step
+        ctx = context_for_utc(step - DAY, DAY + HORIZON, self.tz, self.country,
+                              self.latitude, self.longitude)
+        year = int(np.datetime64(int(step * STEP_S), "s").astype("datetime64[Y]").astype(int)) + 1970
+        self.notes = [] if known_year(self.country, year) else [
+            f"no holiday table for {self.country} {year}: weekends only"]
+        hist = dict(history)
+        parts = ("office", "hospital", "data_centre")
+        if "electric_total" not in hist and all(p in hist for p in parts):
+            arrays = [np.asarray(hist[p], dtype=np.float64) for p in parts]
+            n = min(len(a) for a in arrays)
+            hist["electric_total"] = sum(a[len(a) - n:] for a in arrays)  # type: ignore[assignment]
+        out = {}
+        for t in self._targets.values():
+            self._reload(t)
+            out[t.name] = self._one(t, step, ctx, hist.get(t.name), weather)
+        self._last = Forecast(float(step * STEP_S), STEP_S, out)
+        return self._last
+
+    def _one(self, t: _Target, step: int, ctx: StepContext,
+             history: Sequence[float] | F64 | None, weather: Mapping[str, Any] | None
+             ) -> TargetForecast:
+        t.refresh_total += 1
+        y_kw = _prepare_history(history)
+        if len(y_kw) and np.isfinite(y_kw[-1]):
+            t.skill.observe(step - 1, float(y_kw[-1]))
+        leads = np.arange(1, HORIZON + 1, dtype=np.int64)
+        origins = np.full(HORIZON, step, dtype=np.int64)
+        y_first = step - len(y_kw)
+        base = self._baseline(t, y_kw, y_first, ctx, origins, leads)
+        reason, category = "", ""
+        fc: TargetForecast | None = None
+        if t.model is None:
+            reason, category = t.reason or f"{t.path}: model file missing", "missing"
+        else:
+            m = t.model
+            wx, why = _weather_for(m, weather)
+            if why:
+                reason, category = f"{t.name}: lacks inputs: {why}", "lacks_inputs"
+            elif len(y_kw) < HISTORY_STEPS or not np.isfinite(y_kw[-HISTORY_STEPS:]).all():
+                reason = (f"{t.name}: lacks inputs: history needs {HISTORY_STEPS} steps without "
+                          f"gaps over {_MAX_GAP}, has {int(np.isfinite(y_kw).sum())} of {len(y_kw)}")
+                category = "lacks_inputs"
+            else:
+                fc, reason = self._run(t, m, y_kw, y_first, ctx, origins, leads, wx)
+                category = "inference_error" if fc is None else ""
+        if fc is None:
+            t.fallback_total[category] = t.fallback_total.get(category, 0) + 1
+            t.source, t.reason = f"baseline:{t.baseline}", reason
+            fc = TargetForecast(t.name, base[0], base[1], base[2], t.source, reason)
+        else:
+            t.source, t.reason = "model", ""
+        t.skill.issued.append((step, fc.p50_kw, base[1]))
+        return fc
+
+    def _run(self, t: _Target, m: LoadedModel, y_kw: F64, y_first: int, ctx: StepContext,
+             origins: NDArray[np.int64], leads: NDArray[np.int64], wx: Mapping[str, F64]
+             ) -> tuple[TargetForecast | None, str]:
+        import time
+
+        x = feature_rows(m.features, y_kw / m.scale_kw, y_first, ctx, origins, leads, wx)
+        t0 = time.perf_counter()  # a duration for metrics, never a decision input
+        try:
+            raw = m.session.run([m.output_name], {m.input_name: x})[0]
+        except Exception as exc:  # onnxruntime's own exception types
+            return None, f"{m.path}: inference failed: {' '.join(str(exc).split())[:160]}"
+        t.inference_seconds = time.perf_counter() - t0
+        dark = (ctx.ghi_cs_w_m2[origins + leads - 1 - ctx.first] <= 0.0
+                if m.zero_without_sun else None)
+        q = postprocess(raw, leads, m.calibration, m.bucket_ends, m.clip_scaled, dark) * m.scale_kw
+        if not np.isfinite(q).all():
+            return None, f"{m.path}: model returned non-finite values"
+        return TargetForecast(t.name, q[:, 0], q[:, 1], q[:, 2], "model", ""), ""
+
+    def _baseline(self, t: _Target, y_kw: F64, y_first: int, ctx: StepContext,
+                  origins: NDArray[np.int64], leads: NDArray[np.int64]) -> tuple[F64, F64, F64]:
+        """The fallback as (P10, P50, P90) kW; degrades to the last value, then zero."""
+        p50 = np.full(HORIZON, np.nan)
+        need = {"yesterday": DAY, "clear_sky_yesterday": DAY, "last_week": HISTORY_STEPS,
+                "last_value": 1}.get(t.baseline, HISTORY_STEPS)
+        if len(y_kw) >= need:
+            p50 = baseline(t.baseline, y_kw, y_first, ctx, origins, leads)
+        if not np.isfinite(p50).all():
+            last = y_kw[np.isfinite(y_kw)][-1:] if len(y_kw) else y_kw[:0]
+            p50 = np.where(np.isfinite(p50), p50, float(last[0]) if len(last) else 0.0)
+        if t.residual_q is not None:
+            ends = np.asarray([24, 48, 96])
+            r = np.asarray(t.residual_q)[np.searchsorted(ends, leads)] * t.scale_kw
+            p10, p90 = p50 + r[:, 0], p50 + r[:, 1]
+        else:
+            p10, p90 = p50.copy(), p50.copy()
+        q = np.sort(np.clip(np.column_stack([p10, p50, p90]), 0.0, None), axis=1)
+        return q[:, 0], q[:, 1], q[:, 2]
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def forecast(self) -> Forecast | None:
+        return self._last
+
+    def state(self) -> dict[str, Any]:
+        """Per target: what is in force and why, counters and live skill (JSON-able)."""
+        out: dict[str, Any] = {"step_s": STEP_S, "notes": list(self.notes), "targets": {}}
+        for t in self._targets.values():
+            norm = t.scale_kw if t.name in _GENERATION else None
+            out["targets"][t.name] = {
+                "source": t.source,
+                "reason": t.reason,
+                "model_file": str(t.path),
+                "model_sha256": t.model.sha256 if t.model else None,
+                "baseline": t.baseline,
+                "refresh_total": t.refresh_total,
+                "fallback_total": dict(t.fallback_total),
+                "swap_total": t.swap_total,
+                "swap_rejected_total": t.swap_rejected_total,
+                "last_swap_error": t.last_swap_error,
+                "inference_seconds": t.inference_seconds,
+                "skill": t.skill.summary(norm),
+            }
+        return out
+
+
+def _prepare_history(history: Sequence[float] | F64 | None) -> F64:
+    """As float array, short gaps (<= _MAX_GAP steps) filled linearly; longer gaps stay NaN."""
+    if history is None:
+        return np.zeros(0)
+    y = np.asarray(history, dtype=np.float64).copy()
+    bad = ~np.isfinite(y)
+    if not bad.any() or bad.all():
+        return y
+    idx = np.arange(len(y))
+    filled = np.interp(idx, idx[~bad], y[~bad])
+    # runs of NaN longer than _MAX_GAP stay missing; so do leading/trailing runs
+    run_start = None
+    for i in range(len(y) + 1):
+        if i < len(y) and bad[i]:
+            run_start = i if run_start is None else run_start
+            continue
+        if run_start is not None:
+            inner = run_start > 0 and i < len(y)
+            if inner and i - run_start <= _MAX_GAP:
+                y[run_start:i] = filled[run_start:i]
+            run_start = None
+    return y
+
+
+def _weather_for(m: LoadedModel, weather: Mapping[str, Any] | None) -> tuple[dict[str, F64], str]:
+    out: dict[str, F64] = {}
+    for key in m.requires_weather:
+        if weather is None or key not in weather:
+            return {}, f"no weather forecast '{key}' in the plan"
+        v = np.asarray(weather[key], dtype=np.float64)
+        if v.shape != (HORIZON,) or not np.isfinite(v).all():
+            return {}, f"weather '{key}' must be {HORIZON} finite values, got shape {v.shape}"
+        out[key] = v
+    return out, ""

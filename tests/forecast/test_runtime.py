@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.forecast import Forecaster, ModelError, load_model
+from edge.forecast.features import HORIZON, STEP_S
+from tests.forecast.conftest import office_history, write_model
+
+SITE = {"timezone": "Asia/Shanghai", "latitude": 31.2, "longitude": 121.5}
+T0 = dt.datetime(2026, 6, 3, 8, 0, tzinfo=dt.UTC).timestamp()
+
+
+def _forecaster(d: Path, targets: tuple[str, ...] = ("office",)) -> Forecaster:
+    return Forecaster(d, targets=targets, **SITE)  # type: ignore[arg-type]
+
+
+def test_shipped_model_is_used(model_dir: Path) -> None:
+    fc = _forecaster(model_dir)
+    out = fc.update(T0, {"office": office_history()})
+    o = out.targets["office"]
+    assert o.source == "model" and o.reason == ""
+    assert o.p50_kw.shape == (HORIZON,)
+    assert np.all(o.p10_kw <= o.p50_kw) and np.all(o.p50_kw <= o.p90_kw)
+    assert 1000 < float(o.p50_kw.mean()) < 4000
+    assert out.step_starts()[0] == T0 and out.step_starts()[1] == T0 + STEP_S
+
+
+def test_refreshes_only_when_the_step_rolls_over(model_dir: Path) -> None:
+    fc = _forecaster(model_dir)
+    a = fc.update(T0 + 10, {"office": office_history()})
+    b = fc.update(T0 + 890, {"office": office_history() * 2})
+    c = fc.update(T0 + 900, {"office": office_history(801)})
+    assert a is b and c is not a
+    assert fc.state()["targets"]["office"]["refresh_total"] == 2
+
+
+def test_missing_model_falls_back_with_reason(tmp_path: Path) -> None:
+    fc = _forecaster(tmp_path)
+    o = fc.update(T0, {"office": office_history()}).targets["office"]
+    assert o.source == "baseline:last_week"
+    assert "office.onnx" in o.reason and "missing" in o.reason
+    st = fc.state()["targets"]["office"]
+    assert st["fallback_total"] == {"missing": 1}
+    np.testing.assert_allclose(o.p50_kw, office_history()[-672:-672 + HORIZON])
+
+
+def test_malformed_model_falls_back_with_reason(model_dir: Path) -> None:
+    (model_dir / "office.onnx").write_bytes(b"this is not onnx")
+    fc = _forecaster(model_dir)
+    o = fc.update(T0, {"office": office_history()}).targets["office"]
+    assert o.source.startswith("baseline:")
+    assert "office.onnx: not a valid ONNX model" in o.reason and "\n" not in o.reason
+    # the card's validated choice of baseline is still honoured
+    assert o.source == "baseline:" + json.loads((model_dir / "office.card.json").read_text())[
+        "fallback"]["baseline"]
+
+
+def test_malformed_card_falls_back(model_dir: Path) -> None:
+    (model_dir / "office.card.json").write_text("{not json")
+    o = _forecaster(model_dir).update(T0, {"office": office_history()}).targets["office"]
+    assert o.source.startswith("baseline:") and "office.card.json: invalid model card" in o.reason
+
+
+def test_input_shape_mismatch_is_one_line_error(model_dir: Path) -> None:
+    card_file = model_dir / "office.card.json"
+    card = json.loads(card_file.read_text())
+    card["onnx"]["inputs"][0]["shape"] = [None, len(card["features"]) + 1]
+    card_file.write_text(json.dumps(card))
+    with pytest.raises(ModelError) as err:
+        load_model(model_dir / "office.onnx")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(str(model_dir / "office.onnx"))
+    assert "input 'features' has shape [None, 12], office.card.json says [None, 13]" in msg
+
+
+def test_input_name_mismatch_is_one_line_error(model_dir: Path) -> None:
+    card_file = model_dir / "office.card.json"
+    card = json.loads(card_file.read_text())
+    card["onnx"]["inputs"][0]["name"] = "x"
+    card_file.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=r"office.onnx: input is named 'features', "
+                                         r"office.card.json says 'x'$"):
+        load_model(model_dir / "office.onnx")
+
+
+def test_swapped_model_is_used_on_the_next_step(model_dir: Path) -> None:
+    fc = _forecaster(model_dir)
+    h = office_history()
+    first = fc.update(T0, {"office": h}).targets["office"]
+    old_sha = fc.state()["targets"]["office"]["model_sha256"]
+    write_model(model_dir, "office", level=0.5)  # 0.5 x 3200 kW scale
+    os.utime(model_dir / "office.onnx", ns=(1, 2))  # a distinct mtime even on coarse clocks
+    same = fc.update(T0 + 60, {"office": h}).targets["office"]
+    assert same is first  # no swap inside a step
+    nxt = fc.update(T0 + STEP_S, {"office": np.append(h, h[-96])}).targets["office"]
+    st = fc.state()["targets"]["office"]
+    assert st["swap_total"] == 1 and st["model_sha256"] != old_sha
+    assert nxt.source == "model"
+    np.testing.assert_allclose(nxt.p50_kw, 1600.0, rtol=0.1)
+
+
+def test_a_bad_new_file_is_refused_and_the_model_kept(model_dir: Path) -> None:
+    fc = _forecaster(model_dir)
+    h = office_history()
+    fc.update(T0, {"office": h})
+    (model_dir / "office.onnx").write_bytes(b"garbage")
+    o = fc.update(T0 + STEP_S, {"office": np.append(h, h[-96])}).targets["office"]
+    st = fc.state()["targets"]["office"]
+    assert o.source == "model"
+    assert st["swap_rejected_total"] == 1 and "not a valid ONNX model" in st["last_swap_error"]
+
+
+def test_missing_model_dropped_in_later_is_picked_up(tmp_path: Path) -> None:
+    fc = _forecaster(tmp_path)
+    h = office_history()
+    assert fc.update(T0, {"office": h}).targets["office"].source.startswith("baseline")
+    write_model(tmp_path, "office", level=0.6)
+    assert fc.update(T0 + STEP_S, {"office": h}).targets["office"].source == "model"
+
+
+def test_pv_without_plan_weather_falls_back(model_dir: Path) -> None:
+    fc = _forecaster(model_dir, ("pv",))
+    pv = np.tile(np.clip(np.sin(np.linspace(-np.pi, np.pi, 96)), 0, None) * 5000, 9)
+    o = fc.update(T0, {"pv": pv}).targets["pv"]
+    chosen = json.loads((model_dir / "pv.card.json").read_text())["fallback"]["baseline"]
+    assert o.source == f"baseline:{chosen}"
+    assert "lacks inputs" in o.reason and "ghi_w_m2" in o.reason
+    assert fc.state()["targets"]["pv"]["fallback_total"] == {"lacks_inputs": 1}
+    wx = {"ghi_w_m2": np.full(HORIZON, 300.0), "temp_c": np.full(HORIZON, 25.0)}
+    o2 = fc.update(T0 + STEP_S, {"pv": pv}, wx).targets["pv"]
+    assert o2.source == "model"
+    assert o2.p90_kw.max() <= 8500.0 and o2.p10_kw.min() >= 0.0
+
+
+def test_short_or_gappy_history_falls_back_but_short_gaps_are_filled(model_dir: Path) -> None:
+    fc = _forecaster(model_dir)
+    h = office_history()
+    h[-300:-298] = np.nan  # two steps: filled
+    assert fc.update(T0, {"office": h}).targets["office"].source == "model"
+    h[-200:-180] = np.nan  # five hours: not invented
+    o = fc.update(T0 + STEP_S, {"office": h}).targets["office"]
+    assert o.source.startswith("baseline") and "history" in o.reason
+    assert np.isfinite(o.p50_kw).all()
+    o = fc.update(T0 + 2 * STEP_S, {"office": h[-50:]}).targets["office"]
+    assert o.source.startswith("baseline") and np.isfinite(o.p50_kw).all()
+
+
+def test_live_skill_compares_model_and_baseline(model_dir: Path) -> None:
+    fc = _forecaster(model_dir)
+    h = list(office_history(900))
+    for k in range(10):
+        fc.update(T0 + k * STEP_S, {"office": np.asarray(h[: 800 + k])})
+    sk = fc.state()["targets"]["office"]["skill"]
+    assert sk["samples"] > 9
+    assert sk["nmae_in_force"] is not None and sk["nmae_baseline"] is not None
+
+
+def test_total_electric_from_its_parts(tmp_path: Path) -> None:
+    fc = _forecaster(tmp_path, ("electric_total",))
+    parts = {p: office_history() for p in ("office", "hospital", "data_centre")}
+    o = fc.update(T0, parts).targets["electric_total"]
+    np.testing.assert_allclose(o.p50_kw, 3 * office_history()[-672:-672 + HORIZON])
+
+
+def test_state_is_json(model_dir: Path) -> None:
+    fc = _forecaster(model_dir, ("office", "pv", "wind"))
+    fc.update(T0, {"office": office_history()})
+    doc = json.loads(json.dumps(fc.state()))
+    assert set(doc["targets"]) == {"office", "pv", "wind"}
+    assert doc["targets"]["wind"]["source"].startswith("baseline")
