@@ -132,6 +132,8 @@ class DeviceWorker:
             self.failures = 0
             self.last_ok_mono = now
             self.metrics.device_up.labels(self.cfg.name, self.cfg.protocol).set(1)
+        elif all(r.quality is Quality.COMM_LOST for r in readings.values()):
+            self._failed("comm_lost", DriverError("not connected"))
         else:
             self._failed("bad", DriverError("no good point in the poll"))
 

@@ -153,7 +153,10 @@ class Actuation:
                 # Ramp from where the device is now, not from zero.
                 measured = self.acquisition.snapshot(ts).value(key)
                 last = measured
-            dt = ts - self._commanded_ts.get(key, ts - self.site.control.tick_s)
+            # Credit at most one tick of ramp: a late tick then ramps a little slower,
+            # never faster, so jitter cannot push a step past ramp_per_s * tick_s.
+            tick_s = self.site.control.tick_s
+            dt = min(ts - self._commanded_ts.get(key, ts - tick_s), tick_s)
             c = clamp(pt, requested, last=last, dt_s=dt)
             device = key.split(".")[0]
             if c.reason is not None:

@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -530,7 +530,7 @@ class Store:
     def stats(self) -> StoreStats:
         with self._lock:
             stats = collect_stats(self._conn, self.config.path, self.config.max_bytes)
-            return StoreStats(**{**stats.__dict__, "counters": dict(self.counters)})
+            return replace(stats, counters=dict(self.counters))
 
 
 def collect_stats(conn: sqlite3.Connection, path: Path, max_bytes: int) -> StoreStats:
