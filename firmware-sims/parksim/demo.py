@@ -1,9 +1,13 @@
-"""Start a simulated park and show live readings read back over Modbus and OPC UA.
+"""`make demo`: the simulated park, and the daemon running it.
 
-    python -m parksim.demo --site park-a [--speed 60] [--duration 10]
+    python -m parksim.demo --site park-a [--speed 10] [--duration 60]
 
-Plain pymodbus and asyncua clients (not the daemon's drivers) read a few points
-of each device every second and print a refreshing table. Ctrl-C exits cleanly.
+The park's PLCs are served on their default loopback ports (as `parkedge-sim
+serve` does); the daemon runs as its own process, exactly as systemd would start
+it (`parkedge run` on the embedded site file, state under ./var/demo). Every two
+seconds the table shows what the daemon reports over its local socket: its
+mode, tick latency, the devices' health, the controller's decision and a few
+live readings. Ctrl-C stops both; `--duration` makes it non-interactive.
 """
 
 from __future__ import annotations
@@ -11,132 +15,140 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
-import struct
+import subprocess
 import sys
-from datetime import UTC, datetime
+import time
+from pathlib import Path
+from typing import Any
 
-from asyncua import Client
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.framer import FramerType
+from edge.ctl import request
 
 from .runtime import SimPark
 
-
-def _i16(r: int) -> int:
-    return r - 0x10000 if r >= 0x8000 else r
-
-
-def _f32(regs: list[int]) -> float:
-    return struct.unpack(">f", struct.pack(">HH", regs[0], regs[1]))[0]
-
-
-class _Reader:
-    """What the table shows: (label, unit, async read) per row."""
-
-    def __init__(self, sim: SimPark) -> None:
-        self.sim = sim
-        self.clients: dict[str, AsyncModbusTcpClient] = {}
-        self.ua: Client | None = None
-        self.ns = 0
-
-    async def connect(self) -> None:
-        for e in self.sim.endpoints:
-            if e.protocol == "modbus" and e.url not in self.clients:
-                host, port = e.url.split("//")[1].rsplit(":", 1)
-                framer = FramerType.RTU if e.url.startswith("rtu") else FramerType.SOCKET
-                c = AsyncModbusTcpClient(host, port=int(port), framer=framer, timeout=1)
-                await c.connect()
-                self.clients[e.url] = c
-        ua_url = next((e.url for e in self.sim.endpoints if e.protocol == "opcua"), None)
-        if ua_url:
-            self.ua = Client(ua_url)
-            await self.ua.connect()
-            self.ns = await self.ua.get_namespace_index(self.sim.namespace_uri)
-
-    async def modbus(self, device: str, address: int, count: int) -> list[int]:
-        e = next(e for e in self.sim.endpoints if e.device == device)
-        r = await self.clients[e.url].read_holding_registers(address, count=count, device_id=e.unit)
-        return list(r.registers)
-
-    async def node(self, name: str) -> float:
-        assert self.ua is not None
-        return float(await self.ua.get_node(f"ns={self.ns};s={name}").read_value())
-
-    async def rows(self) -> list[tuple[str, str, float]]:
-        rows: list[tuple[str, str, float]] = []
-        rows.append(("grid1 import(-)/export(+)", "kW", -_i16((await self.modbus("grid1", 40088, 1))[0])))
-        rows.append(("pv1 generation", "kW", _i16((await self.modbus("pv1", 40084, 1))[0])))
-        rows.append(("bess1 SOC", "%", (await self.modbus("bess1", 40081, 1))[0] / 100))
-        rows.append(("bess1 power (+charge)", "kW", _f32(await self.modbus("bess1", 40168, 2))))
-        if self.sim.site == "park-a":
-            rows.append(("wind1 generation", "kW", _f32(await self.modbus("wind1", 100, 2))))
-            rows.append(("dg1 power", "kW", _i16((await self.modbus("dg1", 3, 1))[0])))
-            rows.append(("load_office", "kW", _i16((await self.modbus("load_office", 40088, 1))[0])))
-            rows.append(("load_hospital", "kW", _i16((await self.modbus("load_hospital", 40088, 1))[0])))
-            for n, label in (("Chp1.ElectricPower_kW", "chp1 electric"), ("Chp1.HeatOutput_kW", "chp1 heat"),
-                             ("Chiller1.CoolingOutput_kW", "ch1 cooling"),
-                             ("AbsChiller1.CoolingOutput_kW", "absc1 cooling"),
-                             ("HeatingLoad.Demand_kW", "heat demand"), ("CoolingLoad.Demand_kW", "cooling demand")):
-                rows.append((label, "kW", await self.node(n)))
-        else:
-            rows.append(("load_buildings", "kW", _i16((await self.modbus("load_buildings", 40088, 1))[0])))
-            for n, label in (("BaseChiller1.CoolingOutput_kW", "bch1 cooling"),
-                             ("DualChiller1.CoolingOutput_kW", "dch1 cooling"),
-                             ("IceStore1.Stored_kWh", "ice1 stored (kWh)"),
-                             ("GasBoiler1.HeatOutput_kW", "gb1 heat"),
-                             ("CoolingLoad.Demand_kW", "cooling demand")):
-                rows.append((label, "kW", await self.node(n)))
-        return rows
-
-    async def close(self) -> None:
-        for c in self.clients.values():
-            c.close()
-        if self.ua is not None:
-            with contextlib.suppress(Exception):
-                await self.ua.disconnect()
+WATCH = {
+    "park-a": [("grid1.p_kw", "grid (+export)"), ("pv1.p_kw", "PV"), ("wind1.p_kw", "wind"),
+               ("bess1.p_kw", "battery (+charge)"), ("bess1.soc_frac", "battery SOC"),
+               ("chp1.p_kw", "CHP 1"), ("chp2.p_kw", "CHP 2"), ("load_office.p_kw", "office load"),
+               ("load_hospital.p_kw", "hospital load"), ("load_heat.p_kw", "heat demand"),
+               ("load_cool.p_kw", "cooling demand")],
+    "park-b": [("grid1.p_kw", "grid (+export)"), ("pv1.p_kw", "PV"), ("ice1.stored_kwh", "ice stored"),
+               ("load_cool.p_kw", "cooling demand"), ("load_heat.p_kw", "heat demand")],
+}
 
 
-async def run(site: str, speed: float, duration_s: float | None, seed: int) -> int:
-    if site == "park-b":
-        pass
-    sim = SimPark(site, seed=seed, speed=speed, base_port=0)
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:12.3f}" if abs(v) < 10 else f"{v:12.1f}"
+    return f"{v!s:>12}"
+
+
+def _screen(site: str, status: dict[str, Any], points: dict[str, Any], elapsed_s: float) -> str:
+    lat = status.get("tick_latency_ms", {})
+    devices = status.get("devices", {})
+    up = sum(1 for h in devices.values() if h.get("up"))
+    control = status.get("control") or {}
+    lines = [
+        f"Park Edge demo: {site}   {elapsed_s:6.0f} s   mode {status.get('mode')}   ticks {status.get('ticks')}"
+        f"   tick p50 {lat.get('p50')} ms  p99 {lat.get('p99')} ms",
+        f"devices up {up}/{len(devices)}   control: {control.get('reason', 'holding (no controller)')}"
+        f"   outbox {status.get('buffer', {}).get('outbox_pending_rows')} rows",
+        "",
+    ]
+    for key, label in WATCH.get(site, []):
+        p = points.get(key)
+        if p is not None:
+            lines.append(f"  {label:<20} {_fmt(p['value'])} {p['unit']:<5} {p['quality']}")
+    down = [n for n, h in devices.items() if not h.get("up")]
+    if down:
+        lines.append(f"\n  down: {', '.join(down)}")
+    return "\n".join(lines)
+
+
+def _start_daemon(args: argparse.Namespace, state: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """``parkedge run`` as its own process, on the embedded site file (what systemd would run)."""
+    parkedge = Path(sys.executable).with_name("parkedge")
+    prog = [str(parkedge)] if parkedge.exists() else [sys.executable, "-m", "edge.cli"]
+    cmd = [*prog, "run", "--set", f'store.path="{state / (args.site + ".db")}"',
+           "--set", f'cli.socket="{state / "parkedge.sock"}"',
+           "--set", f'metrics.listen="127.0.0.1:{args.metrics_port}"']
+    env = {**os.environ, "PARKEDGE_CONFIG": str(_site_file(args.site))}
+    log_path = state / "daemon.log"
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(cmd, env=env, stdout=log, stderr=log), log_path
+
+
+def _stop_daemon(daemon: subprocess.Popen[bytes]) -> None:
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        daemon.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+
+
+async def _main(args: argparse.Namespace, state: Path) -> int:
+    sock = state / "parkedge.sock"
+    sim = SimPark(args.site, seed=args.seed, speed=args.speed)
     await sim.start()
-    for e in sim.endpoints:
-        print(e.line())
-    stepper = asyncio.create_task(sim.run())
-    reader = _Reader(sim)
+    sim_task = asyncio.create_task(sim.run())
+    print(f"simulated {args.site}: {len(sim.endpoints)} devices served on loopback", flush=True)
+    daemon, log_path = await asyncio.to_thread(_start_daemon, args, state)
+    print(f"daemon pid {daemon.pid}: logs in {log_path}, metrics on http://127.0.0.1:{args.metrics_port}/metrics",
+          flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    interactive = sys.stdout.isatty()
+    started = time.monotonic()
+    code = 0
     try:
-        await reader.connect()
-        t_end = loop.time() + duration_s if duration_s else None
-        while not stop.is_set() and (t_end is None or loop.time() < t_end):
-            rows = await reader.rows()
-            ts = datetime.fromtimestamp(sim.park.t_s, UTC).isoformat(timespec="seconds")
-            lines = [f"{site}  virtual time {ts}  speed x{speed:g}  (Ctrl-C to quit)"]
-            lines += [f"  {label:<28} {value:>12,.1f} {unit}" for label, unit, value in rows]
-            print(("\x1b[H\x1b[J" if interactive else "") + "\n".join(lines), flush=True)
+        while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
+                await asyncio.wait_for(stop.wait(), timeout=2.0)
+            if daemon.poll() is not None:
+                print(f"the daemon exited with {daemon.returncode}; see {log_path}", file=sys.stderr)
+                code = 1
+                break
+            try:
+                status = await asyncio.to_thread(request, sock, {"cmd": "status"})
+                points = await asyncio.to_thread(request, sock, {"cmd": "points"})
+            except OSError:
+                print("waiting for the daemon's socket ...", flush=True)
+                continue
+            screen = _screen(args.site, status.get("result") or {}, points.get("result") or {},
+                             time.monotonic() - started)
+            print(("\033[2J\033[H" if sys.stdout.isatty() else "\n") + screen, flush=True)
+            if args.duration and time.monotonic() - started >= args.duration:
+                break
     finally:
-        await reader.close()
+        await asyncio.to_thread(_stop_daemon, daemon)
         await sim.stop()
-        await stepper
-    return 0
+        sim_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sim_task
+    print(f"stopped: the daemon's store is {state / (args.site + '.db')}")
+    return code
+
+
+def _site_file(site: str) -> Path:
+    from edge.config import embedded_site_path
+
+    return embedded_site_path(site)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m parksim.demo")
-    p.add_argument("--site", default="park-a", choices=("park-a", "park-b"))
-    p.add_argument("--speed", type=float, default=60.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--duration", type=float, default=None, help="seconds to run, then exit")
-    a = p.parse_args(argv)
-    return asyncio.run(run(a.site, a.speed, a.duration, a.seed))
+    p = argparse.ArgumentParser(prog="parksim.demo", description=__doc__.split("\n")[0])
+    p.add_argument("--site", default="park-a", choices=["park-a", "park-b"])
+    p.add_argument("--speed", type=float, default=10.0, help="the park's clock, x real time")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
+    p.add_argument("--state-dir", default="var/demo")
+    p.add_argument("--metrics-port", type=int, default=9108)
+    args = p.parse_args(argv)
+    state = Path(args.state_dir).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(_main(args, state))
 
 
 if __name__ == "__main__":
