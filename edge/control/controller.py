@@ -1,0 +1,392 @@
+"""The tick: ``decide(snapshot, forecast, plan, state) -> (Decision, state)``, with its fallbacks.
+
+Order of trust: the optimal first step; the last good solution shifted to now
+(solver failed or late, inputs stale); the rule baseline; the site's safe
+defaults. Each fallback is counted in the state and stated in the decision.
+The safety clamp is applied to whatever comes out, last.
+
+The state carries a cache of set-up QPs (one per commitment pattern). It is an
+accelerator, not an input: with it or without it the same tick gives the
+same setpoints up to the solver's tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from edge.control import rules as _rules
+from edge.control.commitment import Commitment, UnitStatus, commit
+from edge.control.inputs import Forecast, Plan, Tariff, covered, local_hour_month, sample
+from edge.control.plant import PlantModel
+from edge.control.project import FirstStep, project_first
+from edge.control.qp import GRADED, QpModel, StepGrid, TickData, Vec, make_grid
+from edge.control.safety import Clamp, PointLimit, clamp, plant_limits
+from edge.model import Snapshot
+
+__all__ = ["ControllerConfig", "ControllerState", "Decision", "Reason", "SolveStats", "decide",
+           "decide_rules"]
+
+Reason = Literal["optimal", "shifted_previous", "rules", "safe_defaults"]
+RuleFn = Callable[[PlantModel, _rules.RuleContext], dict[str, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    plant: PlantModel
+    tariff: Tariff
+    limits: Mapping[str, PointLimit] = field(default_factory=dict)   # the site's point limits
+    step_min: float = 15.0
+    horizon_h: float = 24.0
+    # non-uniform steps: (hours, multiple of step_min) spans from now; None = uniform
+    layout: tuple[tuple[float, int], ...] | None = GRADED
+    stale_after_s: float = 5.0
+    deadline_s: float = 0.05         # OSQP time limit per solve; 0 = none (virtual time)
+    max_shift_age_s: float = 3600.0  # how long a previous solution may stand in
+    eps: float = 1e-3
+    rules: Literal["auto", "park_a", "park_b", "none"] = "auto"
+
+    def rule_fn(self) -> RuleFn | None:
+        kind = self.rules
+        if kind == "auto":
+            kind = "park_b" if self.plant.ice_stores else "park_a"
+        return {"park_a": _rules.park_a, "park_b": _rules.park_b}.get(kind)
+
+    def all_limits(self) -> dict[str, PointLimit]:
+        lim = plant_limits(self.plant)
+        for k, v in self.limits.items():
+            lim[k] = lim[k].narrowed(v) if k in lim else v
+        return lim
+
+
+@dataclass(frozen=True, slots=True)
+class SolveStats:
+    status: str
+    iters: int
+    solve_ms: float
+    obj_cny: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    ts: float
+    setpoints: Mapping[str, float]
+    reason: Reason
+    detail: str                                   # why, when not optimal
+    solve: SolveStats | None = None
+    flows_kw: Mapping[str, float] = field(default_factory=dict)     # step 0, magnitudes
+    slack_kw: Mapping[str, float] = field(default_factory=dict)     # unserved at step 0
+    residual_kw: Mapping[str, float] = field(default_factory=dict)  # balances after projection
+    clamps: tuple[Clamp, ...] = ()
+    fallbacks_total: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Solution:
+    key: frozenset[str]
+    ts: float
+    x: Vec
+    y: Vec
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerState:
+    config: ControllerConfig
+    cache: dict[frozenset[str], QpModel] = field(default_factory=dict, compare=False)
+    last: _Solution | None = None
+    status: Mapping[str, UnitStatus] = field(default_factory=dict)
+    last_setpoints: Mapping[str, float] = field(default_factory=dict)
+    last_ts: float | None = None
+    fallbacks: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def fresh(cls, config: ControllerConfig) -> ControllerState:
+        return cls(config)
+
+    @property
+    def grid(self) -> StepGrid:
+        return make_grid(self.config.horizon_h, self.config.step_min, self.config.layout)
+
+
+# --- measurements and inputs --------------------------------------------------------------
+
+def _read(snap: Snapshot, point: str, stale_s: float) -> float | None:
+    pv = snap.points.get(point)
+    v = snap.value(point)
+    if pv is None or v is None or not math.isfinite(v) or snap.ts - pv.source_ts > stale_s:
+        return None
+    return v
+
+
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    soc_kwh: dict[str, float]
+    ice_kwh: dict[str, float]
+    missing: list[str]
+    price_import: Vec
+    price_export: Vec
+    grid_co2: Vec
+    gas: float
+    carbon: float
+    diesel: float
+    renewable_kw: dict[str, Vec]
+    elec_kw: Vec
+    shed_max_kw: dict[str, Vec]
+    heat_kw: Vec
+    cooling_kw: Vec
+    target_kw: Vec | None
+    plan_modes: dict[str, Vec]
+    plan_id: str
+
+
+def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
+            plan: Plan | None) -> _Inputs:
+    p, t = cfg.plant, snap.ts
+    missing: list[str] = []
+    soc: dict[str, float] = {}
+    for b in p.batteries:
+        v = _read(snap, b.soc_point, cfg.stale_after_s)
+        if v is None:
+            missing.append(b.soc_point)
+        soc[b.name] = (v if v is not None else 0.5) * b.capacity_kwh
+    ice: dict[str, float] = {}
+    for s in p.ice_stores:
+        v = _read(snap, s.level_point, cfg.stale_after_s)
+        if v is None:
+            missing.append(s.level_point)
+        ice[s.name] = (v if v is not None else 0.0) * s.capacity_kwh
+    n_fine = int(grid.fine_count.sum())
+    mids = t + (np.arange(n_fine) + 0.5) * grid.fine_h * 3600.0
+    imp, exp, co2 = cfg.tariff.series(p.timezone, mids)
+    gas, carbon, diesel = (cfg.tariff.gas_cny_per_m3, cfg.tariff.carbon_cny_per_t,
+                           cfg.tariff.diesel_cny_per_l)
+    target: Vec | None = None
+    modes: dict[str, Vec] = {}
+    plan_id = ""
+    if plan is not None and plan.start_ts <= t < plan.valid_until_ts:
+        plan_id = plan.plan_id
+        m = covered(plan.start_ts, plan.step_s, len(plan.import_cny_per_kwh), mids)
+        for dst, src in ((imp, plan.import_cny_per_kwh), (exp, plan.export_cny_per_kwh),
+                         (co2, plan.grid_co2_kg_per_kwh)):
+            dst[m] = sample(src, plan.start_ts, plan.step_s, mids)[m]
+        gas, carbon, diesel = plan.gas_cny_per_m3, plan.carbon_cny_per_t, plan.diesel_cny_per_l
+        if plan.grid_p_target_kw is not None:
+            tg = sample(plan.grid_p_target_kw, plan.start_ts, plan.step_s, mids)
+            target = grid.coarsen(np.where(m, tg, np.nan))
+        for u, series in plan.commitments.items():
+            mm = covered(plan.start_ts, plan.step_s, len(series), mids)
+            fine = np.where(mm, sample(series, plan.start_ts, plan.step_s, mids), np.nan)
+            idx = np.concatenate([[0], np.cumsum(grid.fine_count)[:-1]])
+            modes[u] = fine[idx]            # a step's mode is its first fine step's
+
+    def fs(a: Vec) -> Vec:
+        return grid.coarsen(sample(a, fc.start_ts, fc.step_s, mids))
+
+    rated = sum(r.p_rated_kw for r in p.renewables if r.kind == "pv") or 1.0
+    wrated = sum(r.p_rated_kw for r in p.renewables if r.kind == "wind") or 1.0
+    ren = {r.name: np.clip(fs(fc.pv_kw if r.kind == "pv" else fc.wind_kw), 0, None)
+           * r.p_rated_kw / (rated if r.kind == "pv" else wrated) for r in p.renewables}
+    elec = np.zeros(grid.n)
+    shed: dict[str, Vec] = {}
+    for ld in p.loads:
+        if ld.kind != "electric":
+            continue
+        fc_kw = fc.elec_kw.get(ld.name)
+        f = fs(fc_kw) if fc_kw is not None else np.zeros(grid.n)
+        now = _read(snap, ld.p_point, cfg.stale_after_s) if ld.p_point else None
+        if now is not None:                 # step 0 is measured, not forecast
+            f[0] = now
+        elec += f
+        if ld.interruptible_frac > 0:
+            shed[ld.name] = ld.interruptible_frac * f
+    heat, cool = fs(fc.heat_kw), fs(fc.cooling_kw)
+    for kind, arr in (("heat", heat), ("cooling", cool)):
+        vals = [_read(snap, ld.p_point, cfg.stale_after_s) for ld in p.loads
+                if ld.kind == kind and ld.p_point]
+        if vals and all(v is not None for v in vals):
+            arr[0] = sum(v for v in vals if v is not None)
+    return _Inputs(soc, ice, missing, grid.coarsen(imp), grid.coarsen(exp), grid.coarsen(co2),
+                   gas, carbon, diesel, ren, elec, shed, heat, cool, target, modes, plan_id)
+
+
+def _tick_data(cfg: ControllerConfig, inp: _Inputs, cm: Commitment,
+               prev_kw: Mapping[str, float]) -> TickData:
+    on: dict[str, Vec] = {}
+    ice_on: dict[str, Vec] = {}
+    for d in cfg.plant.dual_chillers:
+        m = cm.mode[d.name]
+        on[d.name] = (m == 1).astype(float)
+        ice_on[d.name] = (m == 2) * cm.charge_ok[d.ice_store]
+    for u, m in cm.mode.items():
+        on.setdefault(u, (m > 0).astype(float))
+    obj = cfg.plant.objective
+    return TickData(inp.price_import, inp.price_export, inp.grid_co2, inp.gas, inp.carbon,
+                    inp.diesel, inp.renewable_kw, inp.elec_kw, inp.shed_max_kw, inp.heat_kw,
+                    inp.cooling_kw, on, ice_on, cm.melt_ok, inp.soc_kwh, inp.ice_kwh, prev_kw,
+                    obj, inp.target_kw)
+
+
+# --- first step to setpoints --------------------------------------------------------------
+
+def _setpoints(p: PlantModel, fs: FirstStep, cm: Commitment, ren: Mapping[str, Vec]
+               ) -> dict[str, float]:
+    v = fs.kw
+
+    def g(s: str) -> float:
+        return v.get(s, 0.0)
+
+    sp: dict[str, float] = {}
+    for b in p.batteries:
+        sp[b.p_set_point] = g(f"{b.name}.ch") - g(f"{b.name}.dis")
+    for u in p.generators:
+        sp[u.p_set_point] = -g(f"{u.name}.p")
+    for q in p.heaters:
+        sp[q.q_set_point] = -g(f"{q.name}.q")
+    for c in p.coolers:
+        sp[c.cool_set_point] = -g(f"{c.name}.c")
+    for d in p.dual_chillers:
+        sp[d.cool_set_point] = -(g(f"{d.name}.c") + g(f"{d.name}.ice"))
+        sp[d.mode_set_point] = float(cm.mode[d.name][0])
+    for s in p.ice_stores:
+        sp[s.melt_set_point] = -g(f"{s.name}.melt")
+    for r in p.renewables:
+        curtailed = g(f"{r.name}.p") < float(ren[r.name][0]) - 1.0
+        sp[r.p_set_point] = -g(f"{r.name}.p") if curtailed else -r.p_rated_kw
+    for ld in p.loads:
+        if ld.shed_set_point:
+            sp[ld.shed_set_point] = g(f"{ld.name}.shed")
+    return sp
+
+
+def _prev_kw(p: PlantModel, last: Mapping[str, float]) -> dict[str, float]:
+    """Last setpoints as the QP's smoothed series (magnitudes)."""
+    out: dict[str, float] = {}
+    for b in p.batteries:
+        if b.p_set_point in last:
+            out[f"{b.name}.net"] = last[b.p_set_point] / 1.0
+    for u in p.generators:
+        if u.p_set_point in last:
+            out[f"{u.name}.p"] = -last[u.p_set_point]
+    return out
+
+
+def _model(state: ControllerState, key: frozenset[str]) -> QpModel:
+    m = state.cache.get(key)
+    if m is None:
+        m = QpModel(state.config.plant, state.grid, key, eps=state.config.eps)
+        state.cache[key] = m
+    return m
+
+
+# --- the tick ----------------------------------------------------------------------------
+
+def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
+           state: ControllerState) -> tuple[Decision, ControllerState]:
+    """One tick: measured state and expectations in, setpoints and why out."""
+    cfg, t, p = state.config, snapshot.ts, state.config.plant
+    grid = state.grid
+    inp = _inputs(cfg, grid, snapshot, forecast, plan)
+    fc_ok = forecast.start_ts <= t < forecast.start_ts + forecast.step_s * len(forecast.heat_kw)
+    cm = commit(p, grid, t, heat_kw=inp.heat_kw, cooling_kw=inp.cooling_kw,
+                elec_net_kw=inp.elec_kw - sum(inp.renewable_kw.values(), np.zeros(grid.n)),
+                price_import=inp.price_import, gas_cny_per_m3=inp.gas,
+                carbon_cny_per_t=inp.carbon, ice_kwh=inp.ice_kwh, status=state.status,
+                plan_modes=inp.plan_modes)
+    td = _tick_data(cfg, inp, cm, _prev_kw(p, state.last_setpoints))
+    detail = ""
+    if inp.missing or not fc_ok:
+        detail = "stale inputs: " + ", ".join(inp.missing or ["forecast does not cover now"])
+    else:
+        model = _model(state, cm.units)
+        warm = None
+        if state.last is not None and state.last.key == cm.units:
+            warm = model.shift(state.last.x, state.last.y, t - state.last.ts)
+        res = model.solve(td, warm, cfg.deadline_s)
+        if res.ok:
+            _, lo, up, _ = model.vectors(td)
+            fs = project_first(model, res.x, td, lo, up)
+            stats = SolveStats(res.status, res.iters, res.solve_ms, res.obj_kcny * 1e3)
+            new_last = _Solution(cm.units, t, res.x, res.y)
+            return _finish(state, snapshot, "optimal", "", _setpoints(p, fs, cm, inp.renewable_kw),
+                           fs, stats, cm, new_last)
+        detail = f"solver: {res.status} after {res.iters} iterations"
+
+    # 1. the last good solution, shifted to now
+    last = state.last
+    if last is not None and t - last.ts <= cfg.max_shift_age_s and last.key in state.cache:
+        model = state.cache[last.key]
+        x, _ = model.shift(last.x, last.y, t - last.ts)
+        if inp.missing:            # stored energy unknown: take the old plan's own trajectory
+            soc = dict(td.soc_kwh)
+            for b in p.batteries:
+                soc[b.name] = model.first(x, f"{b.name}.e")
+            ice = dict(td.ice_kwh)
+            for s in p.ice_stores:
+                ice[s.name] = model.first(x, f"{s.name}.e")
+            td = replace(td, soc_kwh=soc, ice_kwh=ice)
+        cm_old = replace(cm, units=last.key)
+        _, lo, up, _ = model.vectors(td)
+        fs = project_first(model, x, td, lo, up)
+        return _finish(state, snapshot, "shifted_previous", detail,
+                       _setpoints(p, fs, cm_old, inp.renewable_kw), fs, None, cm, last)
+    detail += "; no recent solution to shift"
+    # 2. the rule baseline
+    fn = cfg.rule_fn()
+    if fn is not None:
+        sp = fn(p, _rule_context(cfg, t, inp))
+        return _finish(state, snapshot, "rules", detail, sp, None, None, None, None)
+    # 3. safe defaults
+    return _finish(state, snapshot, "safe_defaults", detail + "; no rules", {}, None, None, None,
+                   None)
+
+
+def _rule_context(cfg: ControllerConfig, t: float, inp: _Inputs) -> _rules.RuleContext:
+    hour, _ = local_hour_month(cfg.plant.timezone, np.array([t]))
+    soc = {b.name: inp.soc_kwh[b.name] / b.capacity_kwh for b in cfg.plant.batteries
+           if b.soc_point not in inp.missing}
+    ice = {s.name: inp.ice_kwh[s.name] for s in cfg.plant.ice_stores
+           if s.level_point not in inp.missing}
+    return _rules.RuleContext(int(hour[0]), float(inp.price_import[0]), inp.gas, soc, ice,
+                              float(inp.elec_kw[0]), float(inp.heat_kw[0]),
+                              float(inp.cooling_kw[0]),
+                              float(sum(v[0] for v in inp.renewable_kw.values())))
+
+
+def _finish(state: ControllerState, snap: Snapshot, reason: Reason, detail: str,
+            wanted: dict[str, float], fs: FirstStep | None, stats: SolveStats | None,
+            cm: Commitment | None, last: _Solution | None) -> tuple[Decision, ControllerState]:
+    cfg = state.config
+    limits = cfg.all_limits()
+    full = {k: lim.default for k, lim in limits.items()}
+    full.update(wanted)                # points the source did not set keep their safe default
+    dt = snap.ts - state.last_ts if state.last_ts is not None else 0.0
+    out, notes = clamp(full, limits, state.last_setpoints, dt)
+    fallbacks = dict(state.fallbacks)
+    if reason != "optimal":
+        fallbacks[reason] = fallbacks.get(reason, 0) + 1
+    flows = fs.kw if fs is not None else {}
+    dec = Decision(
+        ts=snap.ts, setpoints=out, reason=reason, detail=detail, solve=stats, flows_kw=flows,
+        slack_kw={k: flows.get(f"slack.{s}", 0.0) for k, s in
+                  (("electric", "e"), ("heat", "h"), ("cooling", "c"))} if fs else {},
+        residual_kw=fs.residual_kw if fs is not None else {}, clamps=tuple(notes),
+        fallbacks_total=fallbacks)
+    status = cm.status_after_first(snap.ts, state.status) if cm is not None else state.status
+    new = replace(state, last=last if last is not None else state.last, status=status,
+                  last_setpoints=out, last_ts=snap.ts, fallbacks=fallbacks)
+    return dec, new
+
+
+def decide_rules(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
+                 state: ControllerState) -> tuple[Decision, ControllerState]:
+    """The rule baseline as a controller with the same interface (for ``evaluate --controller rules``)."""
+    cfg = state.config
+    inp = _inputs(cfg, state.grid, snapshot, forecast, plan)
+    fn = cfg.rule_fn()
+    sp = fn(cfg.plant, _rule_context(cfg, snapshot.ts, inp)) if fn is not None else {}
+    dec, new = _finish(state, snapshot, "rules", "rule baseline", sp, None, None, None, None)
+    return replace(dec, fallbacks_total={}), replace(new, fallbacks={})

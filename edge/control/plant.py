@@ -1,0 +1,482 @@
+"""The controller's energy model of a park, parsed from the site file's ``[assets]`` table.
+
+Every asset names the site points it reads (``*_point`` measured) and writes
+(``*_set_point``). Ratings are positive magnitudes; the sign convention of
+``edge.control`` applies only where a power crosses a bus (setpoints, flows).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = [
+    "AbsorptionChiller", "AssetError", "AssetsInvalid", "Battery", "Chp", "Diesel",
+    "DualChiller", "ElectricBoiler", "ElectricChiller", "GasBoiler", "Grid", "IceStore",
+    "Load", "Objective", "PlantModel", "Renewable", "plant_from_assets",
+]
+
+GAS_KWH_PER_M3 = 10.55
+GAS_CO2_KG_PER_KWH = 0.184  # SCENARIOS.md says "0.184 kgCO2/MJ"; per kWh of fuel is the physical value
+DIESEL_CO2_KG_PER_KG = 3.17
+DIESEL_KG_PER_L = 0.84
+
+
+@dataclass(frozen=True, slots=True)
+class AssetError:
+    """One problem in ``[assets]``: ``key`` is a dotted path such as ``assets.battery.bess1.capacity_kwh``."""
+
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+class AssetsInvalid(ValueError):
+    """Raised by :func:`plant_from_assets` with every error found, not just the first."""
+
+    def __init__(self, errors: list[AssetError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class Battery:
+    name: str
+    capacity_kwh: float
+    p_charge_max_kw: float
+    p_discharge_max_kw: float
+    eta_charge: float
+    eta_discharge: float
+    soc_min_frac: float
+    soc_max_frac: float
+    wear_cny_per_kwh: float          # per kWh charged plus per kWh discharged
+    soc_point: str
+    p_set_point: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chp:
+    name: str
+    p_max_kw: float
+    min_load_frac: float
+    eta_elec: float
+    heat_to_power: float             # kW of heat per kW electric
+    start_cost_cny: float
+    min_up_h: float
+    min_down_h: float
+    p_set_point: str
+    running_point: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Diesel:
+    name: str
+    p_max_kw: float
+    min_load_frac: float
+    fuel_g_per_kwh: float
+    start_cost_cny: float
+    min_up_h: float
+    min_down_h: float
+    p_set_point: str
+    running_point: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GasBoiler:
+    name: str
+    q_max_kw: float
+    eta: float
+    q_set_point: str
+
+
+@dataclass(frozen=True, slots=True)
+class ElectricBoiler:
+    name: str
+    q_max_kw: float
+    eta: float
+    q_set_point: str
+
+
+@dataclass(frozen=True, slots=True)
+class ElectricChiller:
+    name: str
+    cool_max_kw: float
+    cop: float
+    min_load_frac: float
+    start_cost_cny: float
+    min_up_h: float
+    min_down_h: float
+    cool_set_point: str
+
+
+@dataclass(frozen=True, slots=True)
+class DualChiller:
+    """A chiller that either cools the loop (``cool``) or makes ice for a store (``ice``)."""
+
+    name: str
+    cool_max_kw: float
+    cop_cool: float
+    ice_max_kw: float
+    cop_ice: float
+    min_load_frac: float
+    start_cost_cny: float
+    min_up_h: float
+    min_down_h: float
+    ice_store: str
+    cool_set_point: str
+    mode_set_point: str              # 0 off, 1 cooling, 2 ice making
+
+
+@dataclass(frozen=True, slots=True)
+class AbsorptionChiller:
+    name: str
+    cool_max_kw: float
+    cop: float                       # kW cooling per kW heat
+    cool_set_point: str
+
+
+@dataclass(frozen=True, slots=True)
+class IceStore:
+    name: str
+    capacity_kwh: float              # cooling energy when full
+    usable_frac: float
+    charge_eff: float
+    release_eff: float
+    melt_max_kw: float               # after the cold-loss derating
+    loss_frac_per_h: float
+    charge_hours: tuple[int, int]    # local [start, end) hours, may wrap midnight
+    level_point: str                 # frac of capacity
+    melt_set_point: str
+
+
+@dataclass(frozen=True, slots=True)
+class Renewable:
+    name: str
+    kind: str                        # "pv" | "wind"
+    p_rated_kw: float
+    p_set_point: str                 # curtailment limit, passive sign (<= 0)
+    p_point: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    import_max_kw: float
+    export_max_kw: float
+    p_point: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    name: str
+    kind: str                        # "electric" | "heat" | "cooling"
+    peak_kw: float
+    interruptible_frac: float = 0.0
+    critical: bool = False
+    p_point: str = ""
+    shed_set_point: str = ""         # kW of this load switched off (>= 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Objective:
+    """Fixed weights; a plan may override prices and the plan-specific weights."""
+
+    non_green_cny_per_kwh: float = 0.05
+    unserved_elec_cny_per_kwh: float = 20.0
+    unserved_heat_cny_per_kwh: float = 5.0
+    unserved_cooling_cny_per_kwh: float = 5.0
+    shed_cny_per_kwh: float = 1.2
+    curtail_cny_per_kwh: float = 0.001
+    dump_cny_per_kwh: float = 0.001
+    smooth_cny_per_kw2: float = 1e-6
+    track_cny_per_kw2: float = 0.0
+    # conversion losses grow with the square of the load (I^2 R in converters and
+    # transformers, part-load curves): this fraction of the flow is lost at rated power,
+    # valued at loss_cny_per_kwh. It also makes the QP strongly convex, which OSQP needs.
+    loss_frac_at_rated: float = 0.02
+    loss_cny_per_kwh: float = 0.6
+
+
+@dataclass(frozen=True, slots=True)
+class PlantModel:
+    timezone: ZoneInfo
+    grid: Grid
+    batteries: tuple[Battery, ...] = ()
+    chps: tuple[Chp, ...] = ()
+    diesels: tuple[Diesel, ...] = ()
+    gas_boilers: tuple[GasBoiler, ...] = ()
+    electric_boilers: tuple[ElectricBoiler, ...] = ()
+    electric_chillers: tuple[ElectricChiller, ...] = ()
+    dual_chillers: tuple[DualChiller, ...] = ()
+    absorption_chillers: tuple[AbsorptionChiller, ...] = ()
+    ice_stores: tuple[IceStore, ...] = ()
+    renewables: tuple[Renewable, ...] = ()
+    loads: tuple[Load, ...] = ()
+    objective: Objective = field(default_factory=Objective)
+
+    @property
+    def generators(self) -> tuple[Chp | Diesel, ...]:
+        return (*self.chps, *self.diesels)
+
+    @property
+    def heaters(self) -> tuple[GasBoiler | ElectricBoiler, ...]:
+        return (*self.gas_boilers, *self.electric_boilers)
+
+    @property
+    def coolers(self) -> tuple[ElectricChiller | AbsorptionChiller, ...]:
+        return (*self.electric_chillers, *self.absorption_chillers)
+
+    @property
+    def switched(self) -> tuple[Chp | Diesel | ElectricChiller | DualChiller, ...]:
+        """Units with on/off decisions (CHP, diesel, chillers), in a fixed order."""
+        return (*self.chps, *self.diesels, *self.electric_chillers, *self.dual_chillers)
+
+
+# --- parsing -------------------------------------------------------------------------
+
+_NAME = re.compile(r"^[a-z0-9_]+$")
+_POINT = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
+
+
+class _Table:
+    """Reads one asset's table, collecting errors with key paths; flags unknown keys."""
+
+    def __init__(self, data: Any, path: str, errors: list[AssetError]) -> None:
+        self.path, self.errors, self.used = path, errors, set[str]()
+        if not isinstance(data, Mapping):
+            errors.append(AssetError(path, f"must be a table, got {type(data).__name__}"))
+            data = {}
+        self.data: Mapping[str, Any] = data
+
+    def _err(self, key: str, msg: str) -> None:
+        self.errors.append(AssetError(f"{self.path}.{key}", msg))
+
+    def num(self, key: str, default: float | None = None, *, lo: float = 0.0,
+            hi: float = float("inf"), lo_open: bool = False) -> float:
+        self.used.add(key)
+        v = self.data.get(key, default)
+        if v is None:
+            self._err(key, "required")
+            return lo if not lo_open else 1.0
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            self._err(key, f"must be a number, got {v!r}")
+            return default if default is not None else 1.0
+        x = float(v)
+        if x < lo or (lo_open and x <= lo) or x > hi:
+            lo_s = f"> {lo:g}" if lo_open else f">= {lo:g}"
+            rng = lo_s if hi == float("inf") else f"{lo_s} and <= {hi:g}"
+            self._err(key, f"{v!r} out of range: must be {rng}")
+        return x
+
+    def point(self, key: str, default: str | None = None) -> str:
+        self.used.add(key)
+        v = self.data.get(key, default)
+        if v is None:
+            self._err(key, "required (a site point 'device.point')")
+            return ""
+        if not isinstance(v, str) or (v and not _POINT.match(v)):
+            self._err(key, f"{v!r} is not a point name 'device.point'")
+            return ""
+        return v
+
+    def text(self, key: str, default: str, choices: tuple[str, ...] = ()) -> str:
+        self.used.add(key)
+        v = self.data.get(key, default)
+        if not isinstance(v, str) or (choices and v not in choices):
+            self._err(key, f"{v!r} must be one of {', '.join(choices)}" if choices
+                      else f"{v!r} must be a string")
+            return default
+        return v
+
+    def flag(self, key: str, default: bool) -> bool:
+        self.used.add(key)
+        v = self.data.get(key, default)
+        if not isinstance(v, bool):
+            self._err(key, f"{v!r} must be true or false")
+            return default
+        return v
+
+    def hours(self, key: str, default: tuple[int, int]) -> tuple[int, int]:
+        self.used.add(key)
+        v = self.data.get(key, list(default))
+        ok = (isinstance(v, list) and len(v) == 2
+              and all(isinstance(h, int) and not isinstance(h, bool) and 0 <= h <= 24 for h in v)
+              and v[0] != v[1])
+        if not ok:
+            self._err(key, f"{v!r} must be [start, end) local hours 0-24, start != end")
+            return default
+        return (int(v[0]), int(v[1]))
+
+    def done(self) -> None:
+        for k in sorted(set(self.data) - self.used):
+            self._err(k, "unknown key")
+
+
+def _battery(t: _Table, name: str) -> Battery:
+    b = Battery(
+        name=name,
+        capacity_kwh=t.num("capacity_kwh", lo_open=True),
+        p_charge_max_kw=t.num("p_charge_max_kw"),
+        p_discharge_max_kw=t.num("p_discharge_max_kw"),
+        eta_charge=t.num("eta_charge", 0.95, hi=1.0, lo_open=True),
+        eta_discharge=t.num("eta_discharge", 0.95, hi=1.0, lo_open=True),
+        soc_min_frac=t.num("soc_min_frac", 0.1, hi=1.0),
+        soc_max_frac=t.num("soc_max_frac", 0.95, hi=1.0),
+        wear_cny_per_kwh=t.num("wear_cny_per_kwh", 0.0),
+        soc_point=t.point("soc_point"),
+        p_set_point=t.point("p_set_point"),
+    )
+    if b.soc_min_frac >= b.soc_max_frac:
+        t._err("soc_min_frac", f"{b.soc_min_frac:g} must be below soc_max_frac {b.soc_max_frac:g}")
+    return b
+
+
+def _chp(t: _Table, name: str) -> Chp:
+    return Chp(name, t.num("p_max_kw", lo_open=True), t.num("min_load_frac", 0.0, hi=1.0),
+               t.num("eta_elec", hi=1.0, lo_open=True), t.num("heat_to_power"),
+               t.num("start_cost_cny", 0.0), t.num("min_up_h", 0.0), t.num("min_down_h", 0.0),
+               t.point("p_set_point"), t.point("running_point", ""))
+
+
+def _diesel(t: _Table, name: str) -> Diesel:
+    return Diesel(name, t.num("p_max_kw", lo_open=True), t.num("min_load_frac", 0.0, hi=1.0),
+                  t.num("fuel_g_per_kwh", lo_open=True), t.num("start_cost_cny", 0.0),
+                  t.num("min_up_h", 0.0), t.num("min_down_h", 0.0), t.point("p_set_point"),
+                  t.point("running_point", ""))
+
+
+def _gas_boiler(t: _Table, name: str) -> GasBoiler:
+    return GasBoiler(name, t.num("q_max_kw", lo_open=True), t.num("eta", hi=1.2, lo_open=True),
+                     t.point("q_set_point"))
+
+
+def _electric_boiler(t: _Table, name: str) -> ElectricBoiler:
+    return ElectricBoiler(name, t.num("q_max_kw", lo_open=True),
+                          t.num("eta", 0.98, hi=1.0, lo_open=True), t.point("q_set_point"))
+
+
+def _electric_chiller(t: _Table, name: str) -> ElectricChiller:
+    return ElectricChiller(name, t.num("cool_max_kw", lo_open=True), t.num("cop", lo_open=True),
+                           t.num("min_load_frac", 0.0, hi=1.0), t.num("start_cost_cny", 0.0),
+                           t.num("min_up_h", 0.0), t.num("min_down_h", 0.0),
+                           t.point("cool_set_point"))
+
+
+def _dual_chiller(t: _Table, name: str) -> DualChiller:
+    return DualChiller(name, t.num("cool_max_kw", lo_open=True), t.num("cop_cool", lo_open=True),
+                       t.num("ice_max_kw", lo_open=True), t.num("cop_ice", lo_open=True),
+                       t.num("min_load_frac", 0.0, hi=1.0), t.num("start_cost_cny", 0.0),
+                       t.num("min_up_h", 0.0), t.num("min_down_h", 0.0), t.text("ice_store", ""),
+                       t.point("cool_set_point"), t.point("mode_set_point"))
+
+
+def _absorption(t: _Table, name: str) -> AbsorptionChiller:
+    return AbsorptionChiller(name, t.num("cool_max_kw", lo_open=True), t.num("cop", lo_open=True),
+                             t.point("cool_set_point"))
+
+
+def _ice_store(t: _Table, name: str) -> IceStore:
+    return IceStore(name, t.num("capacity_kwh", lo_open=True),
+                    t.num("usable_frac", 1.0, hi=1.0, lo_open=True),
+                    t.num("charge_eff", 1.0, hi=1.0, lo_open=True),
+                    t.num("release_eff", 1.0, hi=1.0, lo_open=True),
+                    t.num("melt_max_kw", lo_open=True), t.num("loss_frac_per_h", 0.0, hi=1.0),
+                    t.hours("charge_hours", (0, 24)), t.point("level_point"),
+                    t.point("melt_set_point"))
+
+
+def _renewable(kind: str) -> Callable[[_Table, str], Renewable]:
+    def parse(t: _Table, name: str) -> Renewable:
+        return Renewable(name, kind, t.num("p_rated_kw", lo_open=True), t.point("p_set_point"),
+                         t.point("p_point", ""))
+    return parse
+
+
+def _load(t: _Table, name: str) -> Load:
+    ld = Load(name, t.text("kind", "electric", ("electric", "heat", "cooling")),
+              t.num("peak_kw", lo_open=True), t.num("interruptible_frac", 0.0, hi=1.0),
+              t.flag("critical", False), t.point("p_point", ""), t.point("shed_set_point", ""))
+    if ld.interruptible_frac > 0 and not ld.shed_set_point:
+        t._err("shed_set_point", "required when interruptible_frac > 0")
+    if ld.interruptible_frac > 0 and ld.kind != "electric":
+        t._err("interruptible_frac", "only electric loads can be interrupted")
+    return ld
+
+
+_KINDS: dict[str, Callable[[_Table, str], Any]] = {
+    "battery": _battery, "chp": _chp, "diesel": _diesel, "gas_boiler": _gas_boiler,
+    "electric_boiler": _electric_boiler, "electric_chiller": _electric_chiller,
+    "dual_chiller": _dual_chiller, "absorption_chiller": _absorption, "ice_store": _ice_store,
+    "pv": _renewable("pv"), "wind": _renewable("wind"), "load": _load,
+}
+
+
+def _objective(t: _Table) -> Objective:
+    d = Objective()
+    return Objective(**{k: t.num(k, getattr(d, k)) for k in Objective.__dataclass_fields__})
+
+
+def plant_from_assets(assets: Mapping[str, Any], *, timezone: str = "UTC") -> PlantModel:
+    """Parse the ``[assets]`` table; raise :class:`AssetsInvalid` listing every error."""
+    errors: list[AssetError] = []
+    try:
+        tz = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        errors.append(AssetError("site.timezone", f"{timezone!r} is not an IANA time zone"))
+        tz = ZoneInfo("UTC")
+    parsed: dict[str, list[Any]] = {k: [] for k in _KINDS}
+    seen: dict[str, str] = {}
+    grid: Grid | None = None
+    objective = Objective()
+    for kind, group in assets.items():
+        path = f"assets.{kind}"
+        if kind == "grid":
+            t = _Table(group, path, errors)
+            grid = Grid(t.num("import_max_kw"), t.num("export_max_kw"), t.point("p_point", ""))
+            t.done()
+        elif kind == "objective":
+            t = _Table(group, path, errors)
+            objective = _objective(t)
+            t.done()
+        elif kind in _KINDS:
+            if not isinstance(group, Mapping):
+                errors.append(AssetError(path, "must be a table of named assets"))
+                continue
+            for name, body in group.items():
+                if not _NAME.match(name):
+                    errors.append(AssetError(f"{path}.{name}", "asset names are [a-z0-9_]+"))
+                if name in seen:
+                    errors.append(AssetError(f"{path}.{name}",
+                                             f"name already used by assets.{seen[name]}.{name}"))
+                seen[name] = kind
+                t = _Table(body, f"{path}.{name}", errors)
+                parsed[kind].append(_KINDS[kind](t, name))
+                t.done()
+        else:
+            errors.append(AssetError(path, f"unknown asset kind (known: grid, objective, "
+                                           f"{', '.join(sorted(_KINDS))})"))
+    if grid is None:
+        errors.append(AssetError("assets.grid", "required: import_max_kw, export_max_kw"))
+        grid = Grid(0.0, 0.0)
+    stores = {s.name for s in parsed["ice_store"]}
+    for c in parsed["dual_chiller"]:
+        if c.ice_store not in stores:
+            errors.append(AssetError(f"assets.dual_chiller.{c.name}.ice_store",
+                                     f"{c.ice_store!r} names no assets.ice_store"))
+    if errors:
+        raise AssetsInvalid(errors)
+    return PlantModel(
+        timezone=tz, grid=grid, batteries=tuple(parsed["battery"]), chps=tuple(parsed["chp"]),
+        diesels=tuple(parsed["diesel"]), gas_boilers=tuple(parsed["gas_boiler"]),
+        electric_boilers=tuple(parsed["electric_boiler"]),
+        electric_chillers=tuple(parsed["electric_chiller"]),
+        dual_chillers=tuple(parsed["dual_chiller"]),
+        absorption_chillers=tuple(parsed["absorption_chiller"]),
+        ice_stores=tuple(parsed["ice_store"]),
+        renewables=tuple(parsed["pv"]) + tuple(parsed["wind"]), loads=tuple(parsed["load"]),
+        objective=objective,
+    )

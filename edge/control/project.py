@@ -1,0 +1,152 @@
+"""Step 0 made exact: the loose QP solution projected onto device limits and the three balances.
+
+OSQP stops at a loose tolerance; its first step can miss a limit or a balance
+by a little. Here each variable is clipped to its bounds (and storage power to
+what the stored energy allows over the step), then the cooling, heat and
+electric balances are closed in that order (a chiller's electricity depends
+on its cooling), each by its cheapest free-moving variable: cooling and heat
+by dump or unserved slack, electricity by the grid within its limits, then
+storage, curtailment, shedding and unserved slack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.control.qp import E_MWH, QpModel, TickData, Vec
+
+__all__ = ["FirstStep", "project_first"]
+
+
+@dataclass(frozen=True, slots=True)
+class FirstStep:
+    kw: dict[str, float]             # every series at step 0, magnitude in kW
+    residual_kw: dict[str, float]    # electric, heat, cooling: supply - demand after projection
+
+
+def _sum(v: dict[str, float], names: list[str], coef: list[float]) -> float:
+    return sum(v[s] * c for s, c in zip(names, coef, strict=True))
+
+
+def project_first(model: QpModel, x: Vec, td: TickData, lo: Vec, up: Vec) -> FirstStep:
+    p, N, dt = model.plant, model.N, float(model.grid.dt_h[0])
+    v: dict[str, float] = {}
+    unit = model.unit
+    for s, i in model.series.items():
+        j = i * N
+        v[s] = float(np.clip(x[j], lo[j], up[j])) * 1e3 * unit[s]
+    for s in v:
+        if s.endswith(".e"):                 # stored energy: kWh at the end of step 0
+            v[s] *= E_MWH
+    ub = {s: float(up[i * N]) * 1e3 * unit[s] for s, i in model.series.items()}
+    lb = {s: float(lo[i * N]) * 1e3 * unit[s] for s, i in model.series.items()}
+
+    for b in p.batteries:
+        e0 = td.soc_kwh[b.name]
+        room_ch = max(0.0, (b.soc_max_frac * b.capacity_kwh - e0) / (b.eta_charge * dt))
+        room_dis = max(0.0, (e0 - b.soc_min_frac * b.capacity_kwh) * b.eta_discharge / dt)
+        ub[f"{b.name}.ch"] = min(ub[f"{b.name}.ch"], room_ch)
+        ub[f"{b.name}.dis"] = min(ub[f"{b.name}.dis"], room_dis)
+        net = v[f"{b.name}.ch"] - v[f"{b.name}.dis"]
+        v[f"{b.name}.ch"] = min(max(net, 0.0), ub[f"{b.name}.ch"])
+        v[f"{b.name}.dis"] = min(max(-net, 0.0), ub[f"{b.name}.dis"])
+    for st in p.ice_stores:
+        e0 = td.ice_kwh[st.name]
+        ub[f"{st.name}.melt"] = min(ub[f"{st.name}.melt"], max(0.0, e0 * st.release_eff / dt))
+        v[f"{st.name}.melt"] = min(v[f"{st.name}.melt"], ub[f"{st.name}.melt"])
+        makers = [f"{d.name}.ice" for d in p.dual_chillers
+                  if d.ice_store == st.name and f"{d.name}.ice" in v]
+        room = max(0.0, (st.usable_frac * st.capacity_kwh - e0) / (st.charge_eff * dt))
+        made = sum(v[s] for s in makers)
+        if made > room > 0 or (made > 0 and room <= 0):
+            for s in makers:
+                v[s] = v[s] * room / made
+                lb[s] = min(lb[s], v[s])
+
+    has = [s for s in v]
+    chillers_c = [s for s in has if s.endswith(".c") and s.split(".")[0] in
+                  {c.name for c in p.coolers} | {d.name for d in p.dual_chillers}]
+    melts = [f"{s.name}.melt" for s in p.ice_stores]
+
+    # cooling
+    cool_in = sum(v[s] for s in chillers_c) + sum(v[s] for s in melts)
+    _close(v, cool_in + v["slack.c"] - v["dump.c"] - td_first(td.cooling_kw), "dump.c", "slack.c")
+    # heat
+    abs_heat = sum(v[f"{a.name}.c"] / a.cop for a in p.absorption_chillers)
+    heat_in = (sum(v[f"{c.name}.p"] * c.heat_to_power for c in p.chps if f"{c.name}.p" in v)
+               + sum(v[f"{g.name}.q"] for g in p.heaters))
+    _close(v, heat_in - abs_heat + v["slack.h"] - v["dump.h"] - td_first(td.heat_kw),
+           "dump.h", "slack.h")
+    # electricity: what the grid must bring (+) or take (-)
+    demand = (td_first(td.elec_load_kw)
+              + sum(v[f"{e.name}.q"] / e.eta for e in p.electric_boilers)
+              + sum(v[f"{c.name}.c"] / c.cop for c in p.electric_chillers if f"{c.name}.c" in v)
+              + sum(v[f"{d.name}.c"] / d.cop_cool + v[f"{d.name}.ice"] / d.cop_ice
+                    for d in p.dual_chillers if f"{d.name}.c" in v)
+              + sum(v[f"{b.name}.ch"] for b in p.batteries))
+    supply = (sum(v[f"{u.name}.p"] for u in p.generators if f"{u.name}.p" in v)
+              + sum(v[f"{r.name}.p"] for r in p.renewables)
+              + sum(v[f"{b.name}.dis"] for b in p.batteries)
+              + sum(v[s] for s in v if s.endswith(".shed")) + v["slack.e"])
+    g = demand - supply
+    v["grid.imp"] = min(max(g, 0.0), ub["grid.imp"])
+    v["grid.exp"] = min(max(-g, 0.0), ub["grid.exp"])
+    short = g - v["grid.imp"] + v["grid.exp"]       # > 0: still missing; < 0: still surplus
+    bats = [b.name for b in p.batteries]
+    gens = [f"{u.name}.p" for u in p.generators if f"{u.name}.p" in v]
+    if short > 0:
+        short = -_move(v, [f"{b}.ch" for b in bats], -short, lb, ub)
+        short = _move(v, [f"{b}.dis" for b in bats], short, lb, ub)
+        short = _move(v, [s for s in v if s.endswith(".shed")], short, lb, ub)
+        short = _move(v, ["slack.e"], short, {"slack.e": 0.0}, {"slack.e": np.inf})
+    elif short < 0:
+        short = _move(v, ["slack.e"], short, lb, ub)
+        short = _move(v, [s for s in v if s.endswith(".shed")], short, lb, ub)
+        short = _move(v, [f"{r.name}.p" for r in p.renewables], short, lb, ub)
+        short = _move(v, [f"{b}.dis" for b in bats], short, lb, ub)
+        short = -_move(v, [f"{b}.ch" for b in bats], -short, lb, ub)
+        short = _move(v, gens, short, lb, ub)
+    return FirstStep(v, _residuals(model, v, td))
+
+
+def td_first(series: Vec) -> float:
+    return float(series[0])
+
+
+def _close(v: dict[str, float], surplus: float, dump: str, slack: str) -> None:
+    if surplus > 0:
+        take = min(v[slack], surplus)
+        v[slack] -= take
+        v[dump] += surplus - take
+    else:
+        take = min(v[dump], -surplus)
+        v[dump] -= take
+        v[slack] += -surplus - take
+
+
+def _move(v: dict[str, float], names: list[str], amount: float,
+          lb: dict[str, float], ub: dict[str, float]) -> float:
+    """Add ``amount`` (may be negative) across ``names`` within bounds; return what is left."""
+    for s in names:
+        if amount == 0:
+            break
+        d = min(amount, ub[s] - v[s]) if amount > 0 else max(amount, lb.get(s, 0.0) - v[s])
+        if (amount > 0 and d > 0) or (amount < 0 and d < 0):
+            v[s] += d
+            amount -= d
+    return amount
+
+
+def _residuals(model: QpModel, v: dict[str, float], td: TickData) -> dict[str, float]:
+    """Supply minus demand on each bus at step 0, from the balance rows of A."""
+    N = model.N
+    x0 = np.zeros(model.n)
+    for s, i in model.series.items():
+        x0[i * N] = v[s] / model.unit[s]
+    rows = [model.row_bal["e"], model.row_bal["h"], model.row_bal["c"]]
+    ax = model.A[rows, :] @ x0
+    loads = (td_first(td.elec_load_kw), td_first(td.heat_kw), td_first(td.cooling_kw))
+    return {k: float(a - b) for k, a, b in zip(("electric", "heat", "cooling"), ax, loads,
+                                                 strict=True)}

@@ -1,0 +1,110 @@
+"""Commitment: min up/down, ice never charges and melts at once, night-only charging."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from edge.control import ControllerState, Plan, decide
+from edge.control.commitment import UnitStatus, in_window, min_up_down
+from edge.control.scenario import T0, Park
+
+STEP_S = np.arange(8) * 900.0
+
+
+def test_min_up_keeps_a_fresh_unit_on() -> None:
+    want = np.array([0, 0, 0, 0, 0, 0, 0, 0])
+    started = UnitStatus(1, since_ts=-1800.0)          # on for 30 min, min up 1 h
+    out = min_up_down(want, started, 0.0, STEP_S, 1.0, 1.0)
+    assert list(out) == [1, 1, 0, 0, 0, 0, 0, 0]
+
+
+def test_min_down_keeps_a_stopped_unit_off_and_spans_hold() -> None:
+    want = np.array([1, 1, 1, 0, 1, 1, 1, 1])
+    stopped = UnitStatus(0, since_ts=-900.0)
+    out = min_up_down(want, stopped, 0.0, STEP_S, 1.0, 1.0)
+    assert list(out) == [0, 0, 0, 0, 1, 1, 1, 1]        # off until 1 h, then no short gap
+    # a change of mode (cooling to ice) counts as a stop and a start
+    out = min_up_down(np.array([2, 2, 2, 2, 2, 2, 2, 2]), UnitStatus(1, -600.0), 0.0,
+                      STEP_S, 1.0, 1.0)
+    assert list(out[:4]) == [1, 1, 1, 1] and out[4] == 2      # on for 10 min + 50 min
+
+
+def test_no_period_shorter_than_minimum() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        want = rng.integers(0, 2, 32)
+        out = min_up_down(want, UnitStatus(int(want[0]), -1e9), 0.0, np.arange(32) * 900.0,
+                          2.0, 1.0)
+        changes = np.flatnonzero(np.diff(out)) + 1
+        runs = np.diff(np.concatenate([changes, [32]]))
+        for start, length in zip(changes[:-1], runs[:-1], strict=True):
+            need = 8 if out[start] == 1 else 4         # 2 h up, 1 h down at 15 min
+            assert length >= need
+
+
+def test_night_window_in_local_time(park_b: Park) -> None:
+    tz = park_b.plant.timezone
+    ts = T0 + np.array([21.99, 22.0, 3.0, 5.99, 6.0, 12.0]) * 3600
+    assert list(in_window(tz, ts, (22, 6))) == [False, True, True, True, False, False]
+
+
+def test_commitment_from_plan_and_status(park_a: Park) -> None:
+    fc = park_a.forecast(T0)
+    n = 96
+    plan = Plan("p", T0, 900.0, np.full(n, 0.9), np.full(n, 0.3), np.full(n, 0.58), 3.65, 82.0,
+                commitments={"dg1": np.where(np.arange(n) < 40, 1.0, np.nan)})
+    st = ControllerState.fresh(park_a.config)
+    d, st = decide(park_a.snapshot(T0 + 3600), fc, plan, st)
+    assert d.reason == "optimal"
+    assert d.setpoints["dg1.p_set_kw"] <= -0.3 * 2000 + 1e-6    # on at least at min load
+    assert st.status["dg1"].mode == 1
+    # the plan now says off; the diesel's 2 h minimum up time keeps it on
+    off = Plan("p2", T0, 900.0, plan.import_cny_per_kwh, plan.export_cny_per_kwh,
+               plan.grid_co2_kg_per_kwh, 3.65, 82.0, commitments={"dg1": np.zeros(n)})
+    d2, _ = decide(park_a.snapshot(T0 + 3600 + 1800), fc, off, st)
+    assert d2.setpoints["dg1.p_set_kw"] < 0
+
+
+def _day(park_b: Park, step_s: float = 900.0) -> list[tuple[float, dict[str, float]]]:
+    st = ControllerState.fresh(park_b.config)
+    fc = park_b.forecast(T0, n=300)
+    ice = 0.1
+    out = []
+    for i in range(int(86400 / step_s)):
+        t = T0 + i * step_s
+        d, st = decide(park_b.snapshot(t, ice_frac=ice), fc, None, st)
+        assert d.reason == "optimal", d.detail
+        out.append((t, dict(d.setpoints)))
+        f = d.flows_kw
+        made = sum(f.get(f"dch{j}.ice", 0.0) for j in range(1, 5))
+        ice += (made * 0.9 - f.get("ice1.melt", 0.0) / 0.96) * step_s / 3600 / 101662
+        ice = min(max(ice, 0.0), 0.95)
+    return out
+
+
+def test_ice_never_charges_and_melts_at_once_and_only_at_night(park_b: Park) -> None:
+    hours = []
+    for t, sp in _day(park_b, step_s=1800.0):
+        charging = any(sp[f"dch{j}.mode_set"] == 2 and sp[f"dch{j}.cool_set_kw"] < -1e-6
+                       for j in range(1, 5))
+        melting = sp["ice1.melt_set_kw"] < -1e-6
+        assert not (charging and melting)
+        h = ((t - T0) / 3600) % 24
+        if charging:
+            assert h >= 22 or h < 6, h
+        hours.append((charging, melting))
+    # one charging stretch and no flip-flop between charging and melting
+    modes = [("c" if c else "m" if m else "-") for c, m in hours]
+    switches = sum(1 for a, b in itertools.pairwise(modes) if {a, b} == {"c", "m"})
+    assert "c" in modes and "m" in modes and switches <= 1
+
+
+def test_short_off_gaps_are_bridged() -> None:
+    from edge.control.commitment import fill_gaps
+    want = np.array([1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1])
+    out = fill_gaps(want, 1, np.arange(12) * 900.0, 1.0)
+    assert list(out) == [1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1]    # 30 min gap bridged, 90 not
+    assert list(fill_gaps(np.array([0, 1]), 1, np.arange(2) * 900.0, 1.0)) == [1, 1]
+    assert list(fill_gaps(np.array([0, 2]), 1, np.arange(2) * 900.0, 1.0)) == [0, 2]

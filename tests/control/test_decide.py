@@ -1,0 +1,187 @@
+"""Replayed ticks: inputs in, setpoints out, for the optimum and every fallback."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from edge.control import ControllerState, Plan, PointLimit, decide, decide_rules
+from edge.control.safety import clamp, plant_limits
+from edge.control.scenario import T0, Park
+from edge.model import Quality
+
+NOON = T0 + 12 * 3600
+PEAK = T0 + 9 * 3600          # 09:00 local, peak tariff in Park A
+EVENING = T0 + 19 * 3600      # 19:00 local, peak tariff, no sun
+
+
+def _within(p: Park, setpoints: dict[str, float]) -> None:
+    lim = p.config.all_limits()
+    for k, v in setpoints.items():
+        assert lim[k].min - 1e-6 <= v <= lim[k].max + 1e-6, (k, v, lim[k])
+
+
+def test_optimal_tick_closes_balances(park_a: Park) -> None:
+    st = ControllerState.fresh(park_a.config)
+    d, st2 = decide(park_a.snapshot(PEAK), park_a.forecast(T0), None, st)
+    assert d.reason == "optimal" and d.detail == ""
+    assert d.solve is not None and d.solve.status == "solved"
+    assert all(abs(r) < 1e-6 for r in d.residual_kw.values()), d.residual_kw
+    assert set(d.setpoints) == set(plant_limits(park_a.plant))
+    _within(park_a, dict(d.setpoints))
+    assert st2.last is not None and st2.last_setpoints == d.setpoints
+    assert d.fallbacks_total == {}
+
+
+def test_battery_never_discharges_below_min_soc(park_a: Park) -> None:
+    st = ControllerState.fresh(park_a.config)
+    snap = park_a.snapshot(PEAK, soc_frac=0.10)           # at soc_min_frac, peak price
+    d, _ = decide(snap, park_a.forecast(T0), None, st)
+    assert d.reason == "optimal"
+    assert d.setpoints["bess1.p_set_kw"] >= -1e-6
+
+
+def test_battery_never_charges_above_max_soc(park_a: Park) -> None:
+    st = ControllerState.fresh(park_a.config)
+    d, _ = decide(park_a.snapshot(T0 + 2 * 3600, soc_frac=0.95), park_a.forecast(T0), None, st)
+    assert d.setpoints["bess1.p_set_kw"] <= 1e-6
+
+
+def test_battery_discharges_at_peak_and_charges_in_valley(park_a: Park) -> None:
+    fc = park_a.forecast(T0)
+    d_peak, _ = decide(park_a.snapshot(EVENING, soc_frac=0.8), fc, None,
+                       ControllerState.fresh(park_a.config))
+    d_night, _ = decide(park_a.snapshot(T0 + 3 * 3600, soc_frac=0.2), fc, None,
+                        ControllerState.fresh(park_a.config))
+    assert d_peak.setpoints["bess1.p_set_kw"] < -1000
+    assert d_night.setpoints["bess1.p_set_kw"] > 1000
+
+
+def test_plan_prices_override_the_tariff(park_a: Park) -> None:
+    n = 96
+    fc = park_a.forecast(T0)
+    flat = np.full(n, 0.5)
+    plan = Plan("p1", T0, 900.0, flat.copy(), np.full(n, 0.1), np.full(n, 0.58), 3.65, 82.0)
+    spike = replace(plan, export_cny_per_kwh=np.where(np.arange(n) == 76, 5.0, 0.1))
+    snap = park_a.snapshot(EVENING, soc_frac=0.6)
+    d_flat, _ = decide(snap, fc, plan, ControllerState.fresh(park_a.config))
+    d_spike, _ = decide(snap, fc, spike, ControllerState.fresh(park_a.config))
+    # a plan's export price spike at 19:00 (the tariff is not in force) sells the battery
+    assert d_flat.setpoints["bess1.p_set_kw"] > -1000
+    assert d_spike.setpoints["bess1.p_set_kw"] < -5000
+    assert d_spike.flows_kw["grid.exp"] > 5000
+    expired = replace(spike, valid_until_ts=EVENING - 1)
+    d_exp, _ = decide(snap, fc, expired, ControllerState.fresh(park_a.config))
+    assert d_exp.setpoints["bess1.p_set_kw"] != pytest.approx(d_spike.setpoints["bess1.p_set_kw"])
+
+
+def test_stale_soc_falls_back_to_shifted_previous(park_a: Park) -> None:
+    fc = park_a.forecast(T0)
+    st = ControllerState.fresh(park_a.config)
+    d1, st = decide(park_a.snapshot(PEAK), fc, None, st)
+    assert d1.reason == "optimal"
+    d2, st = decide(park_a.snapshot(PEAK + 1, quality=Quality.STALE), fc, None, st)
+    assert d2.reason == "shifted_previous"
+    assert "bess1.soc_frac" in d2.detail
+    assert d2.fallbacks_total == {"shifted_previous": 1}
+    assert all(abs(r) < 1e-6 for r in d2.residual_kw.values())
+    _within(park_a, dict(d2.setpoints))
+    # an old source timestamp is stale too, even with quality good
+    d3, st = decide(park_a.snapshot(PEAK + 2, age_s=60.0), fc, None, st)
+    assert d3.reason == "shifted_previous" and d3.fallbacks_total["shifted_previous"] == 2
+
+
+def test_solver_late_falls_back_to_shifted_previous(park_a: Park) -> None:
+    fc = park_a.forecast(T0)
+    st = ControllerState.fresh(park_a.config)
+    _, st = decide(park_a.snapshot(PEAK), fc, None, st)
+    late = replace(st, config=replace(st.config, deadline_s=1e-9))
+    d, _ = decide(park_a.snapshot(PEAK + 1), fc, None, late)
+    assert d.reason == "shifted_previous"
+    assert "time limit" in d.detail
+
+
+def test_no_previous_solution_falls_back_to_rules_then_safe_defaults(park_a: Park) -> None:
+    fc = park_a.forecast(T0)
+    snap = park_a.snapshot(PEAK, quality=Quality.COMM_LOST)
+    d, _st = decide(snap, fc, None, ControllerState.fresh(park_a.config))
+    assert d.reason == "rules" and "no recent solution" in d.detail
+    assert d.setpoints["bess1.p_set_kw"] == 0.0           # SOC unknown: the battery idles
+    _within(park_a, dict(d.setpoints))
+    bare = ControllerState.fresh(replace(park_a.config, rules="none"))
+    d2, st2 = decide(snap, fc, None, bare)
+    assert d2.reason == "safe_defaults"
+    defaults = {k: lim.default for k, lim in park_a.config.all_limits().items()}
+    assert dict(d2.setpoints) == defaults
+    assert st2.fallbacks == {"safe_defaults": 1}
+
+
+def test_forecast_not_covering_now_is_stale(park_a: Park) -> None:
+    fc = park_a.forecast(T0 - 86400.0, n=96)               # yesterday's
+    d, _ = decide(park_a.snapshot(PEAK), fc, None, ControllerState.fresh(park_a.config))
+    assert d.reason == "rules" and "forecast" in d.detail
+
+
+def test_shift_is_too_old_after_max_age(park_a: Park) -> None:
+    fc = park_a.forecast(T0)
+    st = ControllerState.fresh(park_a.config)
+    _, st = decide(park_a.snapshot(PEAK), fc, None, st)
+    d, _ = decide(park_a.snapshot(PEAK + 7200, quality=Quality.BAD), fc, None, st)
+    assert d.reason == "rules"
+
+
+def test_ramp_limits_from_site_points(park_a: Park) -> None:
+    cfg = replace(park_a.config, limits={"bess1.p_set_kw": PointLimit(-8000, 8000, 100.0)})
+    st = ControllerState.fresh(cfg)
+    fc = park_a.forecast(T0)
+    d1, st = decide(park_a.snapshot(T0 + 3 * 3600, soc_frac=0.2), fc, None, st)
+    assert 0 < d1.setpoints["bess1.p_set_kw"] <= 8000      # site max narrows the plant's 10 MW
+    # last written +5 MW one second ago; the optimum now is to discharge
+    st = replace(st, last_setpoints={**st.last_setpoints, "bess1.p_set_kw": 5000.0},
+                 last_ts=EVENING - 1)
+    d2, st = decide(park_a.snapshot(EVENING, soc_frac=0.8), fc, None, st)
+    assert d2.setpoints["bess1.p_set_kw"] == pytest.approx(4900.0)
+    d3, _ = decide(park_a.snapshot(EVENING + 1, soc_frac=0.8), fc, None, st)
+    assert abs(d3.setpoints["bess1.p_set_kw"] - d2.setpoints["bess1.p_set_kw"]) <= 100.0 + 1e-9
+    assert any(c.point == "bess1.p_set_kw" and c.why == "ramp" for c in d3.clamps)
+
+
+def test_clamp_reports_and_drops_points_without_limits() -> None:
+    lim = {"a.p_set_kw": PointLimit(-10, 10, 1.0, default=0.0)}
+    out, notes = clamp({"a.p_set_kw": 50.0, "b.p_set_kw": 1.0}, lim, {"a.p_set_kw": 0.0}, 2.0)
+    assert out == {"a.p_set_kw": 2.0}
+    assert {(n.point, n.why) for n in notes} == {("a.p_set_kw", "ramp"), ("b.p_set_kw", "no_limits")}
+    out, _ = clamp({"a.p_set_kw": float("nan")}, lim, {}, 1.0)
+    assert out == {"a.p_set_kw": 0.0}
+
+
+def test_one_qp_structure_per_commitment_pattern(park_a: Park) -> None:
+    fc = park_a.forecast(T0)
+    st = ControllerState.fresh(park_a.config)
+    seen = []
+    for i in range(6):
+        _, st = decide(park_a.snapshot(PEAK + i), fc, None, st)
+        seen.append({k: id(m.A) for k, m in st.cache.items()})
+    assert len(st.cache) == 1 and all(s == seen[0] for s in seen)
+
+
+def test_rules_controller_same_interface(park_a: Park, park_b: Park) -> None:
+    d, st = decide_rules(park_a.snapshot(PEAK, soc_frac=0.5), park_a.forecast(T0), None,
+                         ControllerState.fresh(park_a.config))
+    assert d.reason == "rules" and d.setpoints["bess1.p_set_kw"] < 0     # 1.35 > 0.8
+    assert d.setpoints["chp1.p_set_kw"] == 0.0          # gas 3.65 is not below 3.0
+    d, _ = decide_rules(park_a.snapshot(EVENING, soc_frac=0.15), park_a.forecast(T0), None, st)
+    assert d.setpoints["dg1.p_set_kw"] < 0               # price > 1.0 and SOC < 20 %
+    night = park_b.snapshot(T0 + 23 * 3600, ice_frac=0.2)
+    d, _ = decide_rules(night, park_b.forecast(T0), None, ControllerState.fresh(park_b.config))
+    assert all(d.setpoints[f"dch{i}.mode_set"] == 2.0 for i in range(1, 5))
+    assert d.setpoints["ice1.melt_set_kw"] == 0.0
+    noon = park_b.snapshot(T0 + 12 * 3600, ice_frac=0.6)
+    d, _ = decide_rules(noon, park_b.forecast(T0), None, ControllerState.fresh(park_b.config))
+    assert d.setpoints["ice1.melt_set_kw"] == 0.0        # 11-13: base-load chillers, ice idle
+    assert d.setpoints["bch1.cool_set_kw"] < 0
+    d, _ = decide_rules(park_b.snapshot(T0 + 9 * 3600, ice_frac=0.6), park_b.forecast(T0), None,
+                        ControllerState.fresh(park_b.config))
+    assert d.setpoints["ice1.melt_set_kw"] < 0           # 08-11: melt
