@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -28,7 +29,14 @@ def test_bad_site_is_exit_2() -> None:
     assert r.returncode == 2
 
 
-def test_demo_runs_for_a_duration(capsys) -> None:  # type: ignore[no-untyped-def]
-    assert demo.main(["--site", "park-a", "--duration", "1.5", "--speed", "60"]) == 0
+def test_demo_runs_the_daemon_against_the_park(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`make demo`: the park served, the daemon as its own process, its view shown."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        metrics_port = s.getsockname()[1]
+    code = demo.main(["--site", "park-a", "--duration", "10", "--speed", "60",
+                      "--state-dir", str(tmp_path), "--metrics-port", str(metrics_port)])
     out = capsys.readouterr().out
-    assert "bess1 SOC" in out and "chp1 heat" in out
+    assert code == 0, out
+    assert "devices up 17/17" in out and "battery SOC" in out and "grid (+export)" in out
+    assert (tmp_path / "park-a.db").exists()  # the daemon stored what it saw
