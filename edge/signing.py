@@ -96,18 +96,27 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def trusted_keys_from_config(entries: Iterable[Mapping[str, str]],
+def _field(entry: object, name: str) -> str:
+    value = entry.get(name, "") if isinstance(entry, Mapping) else getattr(entry, name, "")
+    return str(value)
+
+
+def trusted_keys_from_config(entries: Iterable[object],
                              base_dir: Path | None = None) -> dict[str, Ed25519PublicKey]:
-    """``security.trusted_keys`` -> {key_id: key}; errors name the entry."""
+    """``security.trusted_keys`` -> {key_id: key}; errors name the entry.
+
+    Entries are mappings or objects (edge.config.TrustedKey) with ``key_id``
+    and ``public_key``.
+    """
     keys: dict[str, Ed25519PublicKey] = {}
     for i, entry in enumerate(entries):
-        key_id = entry.get("key_id", "")
+        key_id = _field(entry, "key_id")
         if not _KEY_ID.match(key_id):
             raise ValueError(f"security.trusted_keys[{i}].key_id: {key_id!r} is not [A-Za-z0-9._-]{{1,64}}")
         if key_id in keys:
             raise ValueError(f"security.trusted_keys[{i}].key_id: {key_id!r} is listed twice")
         try:
-            keys[key_id] = load_public_key(entry.get("public_key", ""), base_dir)
+            keys[key_id] = load_public_key(_field(entry, "public_key"), base_dir)
         except ValueError as exc:
             raise ValueError(f"security.trusted_keys[{i}] ({key_id}): {exc}") from None
     return keys

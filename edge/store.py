@@ -59,6 +59,8 @@ SCHEMA_VERSION = 1
 # Below this fraction of the budget a prune stops, so that a store at the
 # budget does not prune a sliver on every tick.
 _PRUNE_TARGET_FRAC = 0.9
+# Retention by age is checked this often (tick time); a binary search over seq, so cheap.
+_RETENTION_EVERY_S = 3600.0
 # Log a repeated store error at most this often; every one is still counted.
 _ERROR_LOG_EVERY_S = 60.0
 
@@ -214,6 +216,7 @@ class Store:
         self._next_seq = self._load_next_seq()
         self._last: dict[str, tuple[Value, str]] = {}  # last *stored* value and quality per point
         self._last_keyframe_ts: float | None = None
+        self._last_retention_ts: float | None = None
         self._last_error_log_s = -_ERROR_LOG_EVERY_S
         self.counters: dict[str, int] = {
             name: self._meta(name) for name in
@@ -314,6 +317,9 @@ class Store:
             if rows:
                 self._next_seq = rows[-1][0] + 1
             self.enforce_budget()
+            if self._last_retention_ts is None or ts - self._last_retention_ts >= _RETENTION_EVERY_S:
+                self._last_retention_ts = ts
+                self.enforce_retention(ts)
             if not rows:
                 return TickResult(True, 0, None, None, keyframe)
             return TickResult(True, len(rows), rows[0][0], rows[-1][0], keyframe)
@@ -496,9 +502,14 @@ class Store:
         order = "DESC" if newest_first else "ASC"
         top = max_seq if max_seq is not None else 2**62
         with self._lock:
+            # Start at the range holding min_seq, found through the primary key: a
+            # filter on seq_to alone would scan the whole backlog on every call.
+            first = self._conn.execute("SELECT max(seq_from) FROM outbox WHERE seq_from <= ?",
+                                       (min_seq,)).fetchone()[0]
             return [(int(a), int(b)) for a, b in self._conn.execute(
-                f"SELECT seq_from, seq_to FROM outbox WHERE seq_to >= ? AND seq_from <= ? "
-                f"ORDER BY seq_from {order} LIMIT ?", (min_seq, top, limit))]
+                f"SELECT seq_from, seq_to FROM outbox WHERE seq_from >= ? AND seq_to >= ? "
+                f"AND seq_from <= ? ORDER BY seq_from {order} LIMIT ?",
+                (first if first is not None else min_seq, min_seq, top, limit))]
 
     def outbox_rows(self, seq_from: int, seq_to: int) -> list[tuple[float, str, Value, str]]:
         """Rows to send, in seq order: ``[ts, point, value, quality]``."""
