@@ -189,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     site_opts(sp)
     sp.add_argument("action", choices=["stats", "export"])
     sp.add_argument("--out", help="export: CSV file (default stdout)")
+    sp.add_argument("--pending", action="store_true", help="export: only rows not yet acknowledged by the broker")
     sp.set_defaults(func=cmd_local, cmd="buffer")
 
     sp = sub.add_parser("keys", help="signing keys for plans and commands")

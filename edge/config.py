@@ -228,6 +228,8 @@ class SiteConfig:
     assets: Mapping[str, Any]
     plant: PlantModel | None
     raw: Mapping[str, Any]
+    latitude: float | None = None      # degrees north; the forecasters' solar geometry
+    longitude: float | None = None     # degrees east
 
     @property
     def tz(self) -> ZoneInfo:
@@ -358,7 +360,7 @@ def _site_section(r: _Reader, doc: Mapping[str, Any]) -> tuple[str, str, str, st
     t = r.table(doc, "site", "site")
     if "site" not in doc:
         r.error("site", "missing (required): [site] with id and timezone")
-    r.known(t, "site", {"id", "timezone", "name", "country"})
+    r.known(t, "site", {"id", "timezone", "name", "country", "latitude", "longitude"})
     site_id = r.get(t, "id", "site", str, "", required=True,
                     check=lambda v: None if SITE_ID_RE.match(v) else "must match [a-z0-9-]+")
     tz = r.get(t, "timezone", "site", str, "UTC", required=True, check=_valid_tz)
@@ -433,11 +435,22 @@ def _security_section(r: _Reader, doc: Mapping[str, Any]) -> tuple[TrustedKey, .
         if key_id in seen:
             r.error(f"{path}.key_id", f"duplicate key_id {key_id!r}")
         seen.add(key_id)
-        if pub and (pub.endswith(".pem") or "/" in pub):
+        if pub and not _is_raw_key(pub):  # else a PEM file, relative to the site file
             resolved = r.path(pub)
             pub = str(resolved) if resolved else pub
         keys.append(TrustedKey(key_id, pub))
     return tuple(keys)
+
+
+def _is_raw_key(text: str) -> bool:
+    """Base64 of a raw 32-byte Ed25519 key (which may well contain '/')."""
+    import base64
+    import binascii
+
+    try:
+        return len(base64.b64decode(text, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 def _tariff_section(r: _Reader, doc: Mapping[str, Any]) -> TariffConfig | None:
@@ -571,6 +584,11 @@ def load_site(path: str | Path, overrides: Sequence[str] = (), *,
     r.known(doc, "", {"site", "store", "control", "mqtt", "security", "metrics", "cli",
                       "tariff", "devices", "assets"})
     site_id, tz, name, country = _site_section(r, doc)
+    site_t = doc.get("site", {}) if isinstance(doc.get("site"), dict) else {}
+    latitude = r.get(site_t, "latitude", "site", float, None,
+                     check=lambda v: None if -90 <= v <= 90 else "must be within -90..90 degrees")
+    longitude = r.get(site_t, "longitude", "site", float, None,
+                      check=lambda v: None if -180 <= v <= 180 else "must be within -180..180 degrees")
     store = _store_section(r, doc, site_id)
     control = _control_section(r, doc)
     mqtt = _mqtt_section(r, doc)
@@ -586,12 +604,15 @@ def load_site(path: str | Path, overrides: Sequence[str] = (), *,
     devices = config_rules.devices(r, doc)
     assets = r.table(doc, "assets", "assets")
     plant = _plant(r, assets, tz) if assets else None
+    if plant is not None:
+        _asset_points(r, assets, devices)
     if r.errors:
         raise ConfigInvalid(sorted(r.errors, key=lambda e: e.line))
     return SiteConfig(
         file=path, id=site_id, timezone=tz, name=name, country=country, store=store,
         control=control, mqtt=mqtt, trusted_keys=keys, metrics=metrics, cli=CliConfig(sock),
         tariff=tariff, devices=devices, assets=assets, plant=plant, raw=doc,
+        latitude=latitude, longitude=longitude,
     )
 
 
@@ -600,8 +621,46 @@ def _plant(r: _Reader, assets: Mapping[str, Any], tz: str) -> PlantModel | None:
     from edge.control.plant import AssetsInvalid, plant_from_assets
 
     try:
-        return plant_from_assets(assets, timezone=tz)
+        plant = plant_from_assets(assets, timezone=tz)
     except AssetsInvalid as e:
         for err in e.errors:
             r.error(err.key, err.message)
         return None
+    return plant
+
+
+def _asset_points(r: _Reader, assets: Mapping[str, Any], devices: Sequence[DeviceConfig]) -> None:
+    """Every ``*_point`` of ``[assets]`` names a point of the site; every ``*set_point`` a writable one.
+
+    A load's ``forecast`` names one of the forecaster's targets.
+    """
+    points = {f"{d.name}.{p.name}": p for d in devices for p in d.points}
+    heartbeats = {f"{d.name}.{d.heartbeat.point}" for d in devices if d.heartbeat}
+
+    def check(path: str, body: Mapping[str, Any]) -> None:
+        for key, value in body.items():
+            if not isinstance(value, str) or not value:
+                continue
+            if key.endswith("_point"):
+                pt = points.get(value)
+                if pt is None:
+                    hint = _closest(value, set(points))
+                    r.error(f"{path}.{key}", f"{value!r} is not a point of this site"
+                            + (f" (did you mean '{hint}'?)" if hint else ""))
+                elif key.endswith("set_point") and (not pt.writable or value in heartbeats):
+                    r.error(f"{path}.{key}", f"{value!r} is not a writable point (access {pt.access!r})")
+            elif key == "forecast":
+                from edge.forecast.runtime import TARGETS  # heavy (onnxruntime): only when used
+
+                if value not in TARGETS:
+                    r.error(f"{path}.{key}", f"{value!r} is not a forecast target ({', '.join(TARGETS)})")
+
+    for kind, group in assets.items():
+        if not isinstance(group, Mapping):
+            continue
+        if kind in ("grid", "objective"):
+            check(f"assets.{kind}", group)
+            continue
+        for name, body in group.items():
+            if isinstance(body, Mapping):
+                check(f"assets.{kind}.{name}", body)

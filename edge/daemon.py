@@ -23,12 +23,14 @@ from typing import Any
 from edge import logs
 from edge.acquisition import Acquisition
 from edge.actuation import Actuation, UnknownPoint
+from edge.cloud import CloudLink
 from edge.config import SiteConfig
 from edge.ctl import BadRequest, Handler
 from edge.ctl import serve as serve_ctl
 from edge.devices import make_client
 from edge.metrics import Metrics
 from edge.model import Snapshot
+from edge.runner import ControlRunner, build_runner
 from edge.store import AuditEntry, Event, Store
 from edge.store import StoreConfig as StoreSettings
 
@@ -104,6 +106,7 @@ class Daemon:
                                        stale_after_s=site.control.stale_after_s, alive=self._alive)
         self.actuation = Actuation(site, self.acquisition, self.metrics)
         self.actuation.set_mode(site.control.mode, ts=time.time(), who="config", reason="start")
+        self.cloud = CloudLink(site, self.store, self.actuation)
         self.controller = _controller_for(site)
         self.last_snapshot: Snapshot | None = None
         self.last_decision: dict[str, Any] = {}
@@ -131,7 +134,8 @@ class Daemon:
                  points=sum(len(d.points) for d in self.site.devices), socket=str(self.site.cli.socket))
         sd_notify("READY=1")
         tasks = [asyncio.create_task(self.acquisition.run(), name="acquisition"),
-                 asyncio.create_task(self._tick_loop(), name="ticks")]
+                 asyncio.create_task(self._tick_loop(), name="ticks"),
+                 asyncio.create_task(self.cloud.uplink.run(), name="uplink")]
         try:
             await self._stop.wait()
         finally:
@@ -196,6 +200,7 @@ class Daemon:
             counts[str(pv.quality)] += 1
         for q, n in counts.items():
             self.metrics.points.labels(q).set(n)
+        self.cloud.after_commit(ts)
         self._last_tick_mono = time.monotonic()
         self.ticks.record(ts, self._last_tick_mono - started)
         sd_notify("WATCHDOG=1")
@@ -212,7 +217,8 @@ class Daemon:
 
     def _handlers(self) -> dict[str, Handler]:
         return {"status": self._h_status, "points": self._h_points, "read": self._h_read,
-                "write": self._h_write, "mode": self._h_mode}
+                "write": self._h_write, "mode": self._h_mode, "forecast": self._h_forecast,
+                **self.cloud.handlers()}
 
     async def _h_status(self, req: dict[str, Any]) -> tuple[Any, str | None]:
         p50, p99 = self.ticks.percentile(0.5), self.ticks.percentile(0.99)
@@ -223,7 +229,7 @@ class Daemon:
                    "p99": None if p99 is None else round(p99 * 1e3, 3)}
         doc: dict[str, Any] = {
             "site": self.site.id, "version": VERSION, "mode": self.actuation.mode,
-            "plan": None, "ticks": self.ticks.count, "tick_overruns": self.ticks.overruns,
+            "plan": self.cloud.plan_id(), "ticks": self.ticks.count, "tick_overruns": self.ticks.overruns,
             "last_tick_ts": self.ticks.last_ts,
             "tick_latency_ms": latency, "devices": devices,
             "overrides": {k: {"value": o.value, "expires_ts": o.expires_ts, "reason": o.reason}
@@ -280,6 +286,18 @@ class Daemon:
         note = f" (clamped: {clamped.reason})" if clamped.reason else ""
         return doc, f"{key} := {clamped.value}{note} for {ttl_s:g} s"
 
+    async def _h_forecast(self, req: dict[str, Any]) -> tuple[Any, str | None]:
+        if self.controller is None:
+            return {"forecast": None}, "no controller: the site has no [assets]"
+        doc = self.controller.forecast_summary()
+        text = f"forecast from {doc['origin_ts']} every {doc['step_s']} s" + (
+            f"  ({doc['note']})" if doc["note"] else "")
+        for name, t in doc["targets"].items():
+            p = t["p50_kw"]
+            text += (f"\n  {name:<13} {t['source']:<28} history {t['history_steps']:>4} steps  "
+                     f"p50 next {p['next']:>9} mean {p['mean']:>9} max {p['max']:>9} kW")
+        return doc, text
+
     async def _h_mode(self, req: dict[str, Any]) -> tuple[Any, str | None]:
         mode = str(req.get("mode"))
         try:
@@ -289,9 +307,9 @@ class Daemon:
         return {"mode": mode}, f"mode {mode}"
 
 
-def _controller_for(site: SiteConfig) -> Any:
-    """The control hook; None holds every setpoint (the PLCs keep their last values)."""
-    return None
+def _controller_for(site: SiteConfig) -> ControlRunner | None:
+    """The control hook (edge.runner); None holds every setpoint (the PLCs keep their last values)."""
+    return build_runner(site)
 
 
 def run_daemon(site: SiteConfig) -> int:
