@@ -36,7 +36,8 @@ class CloudLink:
         self.store = store
         keys = trusted_keys_from_config(site.trusted_keys, site.file.parent)
         plant = site.plant
-        units = [u.name for u in plant.switched] if plant else []
+        # Units a plan may name: switched units (commitments) and stores (SOC targets).
+        units = [u.name for u in (*plant.switched, *plant.batteries, *plant.ice_stores)] if plant else []
         writable = [f"{d.name}.{p.name}" for d in site.devices for p in d.points if p.writable]
         self.book = PlanBook(store, keys, site.id, units, known_points=writable)
         self.demand_response: list[DemandResponseCommand] = []

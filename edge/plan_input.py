@@ -5,6 +5,10 @@ site's default): ``green`` scales the weight on non-green supply, ``tracking``
 the plan-tracking term, ``smooth`` the smoothing term, ``carbon`` the carbon
 price. ``cost`` and ``wear`` are accepted and recorded but not yet acted on:
 the energy prices themselves come from the plan.
+
+Targets: the grid exchange targets (``grid_import_kw``, ``grid_export_kw``)
+are tracked; ``<unit>.soc_frac``, ``<unit>.p_kw`` and ``green_share_frac`` are
+validated and stored with the plan but not yet tracked by the controller.
 """
 
 from __future__ import annotations

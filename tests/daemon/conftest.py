@@ -4,34 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from parkfix import eventually, site_for
 from parksim.runtime import SimPark
 
-from edge.config import SiteConfig, embedded_site_path, load_site
+from edge.config import SiteConfig
 from edge.daemon import Daemon
 
-
-async def eventually(check: Callable[[], bool], *, limit_s: float = 30.0, what: str = "condition") -> None:
-    """Wait for a condition; the limit only stops a hung test, it measures nothing."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit_s
-    while not check():
-        assert loop.time() < end, f"{what} never held"
-        await asyncio.sleep(0.05)
-
-
-def site_for(sim: SimPark, tmp_path: Path, extra: Sequence[str] = ()) -> SiteConfig:
-    """The embedded site file, pointed at this park's ports and at temporary files."""
-    base = load_site(embedded_site_path(sim.site))
-    by_device = {e.device: e.url for e in sim.endpoints}
-    overrides = [f'devices[{i}].endpoint="{by_device[d.name]}"' for i, d in enumerate(base.devices)]
-    overrides += [f'store.path="{tmp_path / "site.db"}"', f'cli.socket="{tmp_path / "ctl.sock"}"',
-                  "control.tick_s=0.5", *extra]
-    return load_site(embedded_site_path(sim.site), overrides)
+__all__ = ["eventually", "site_for"]  # still imported from here by older tests; prefer parkfix
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from conftest import eventually, site_for
+from parkfix import eventually, site_for
 from parksim.runtime import SimPark
 
 from edge.config import SiteConfig

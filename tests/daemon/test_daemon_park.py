@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import eventually, site_for
+from parkfix import eventually, site_for
 from parksim.protocols.opcua_server import OpcUaOptions
 from parksim.runtime import SimPark
 
