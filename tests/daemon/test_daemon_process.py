@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,9 +44,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(tmp_path: Path) -> subprocess.Popen[bytes]:
+def start(tmp_path: Path, metrics_port: int = 0) -> subprocess.Popen[bytes]:
     args = [PARKEDGE, "run", "--set", f'store.path="{tmp_path / "site.db"}"',
-            "--set", f'cli.socket="{tmp_path / "ctl.sock"}"', "--set", f'metrics.listen="127.0.0.1:{free_port()}"',
+            "--set", f'cli.socket="{tmp_path / "ctl.sock"}"',
+            "--set", f'metrics.listen="127.0.0.1:{metrics_port or free_port()}"',
             "--set", "control.tick_s=0.2"]
     for o in dead_endpoints():
         args += ["--set", o]
@@ -73,12 +75,18 @@ def rows(db: Path) -> tuple[int, int]:
     return int(n), int(top or 0)
 
 
-def test_ready_watchdog_and_clean_stop(tmp_path: Path, notify: socket.socket) -> None:
-    proc = start(tmp_path)
+def test_ready_watchdog_metrics_and_clean_stop(tmp_path: Path, notify: socket.socket) -> None:
+    port = free_port()
+    proc = start(tmp_path, port)
     try:
         messages(notify, "READY=1")
         for _ in range(3):
             messages(notify, "WATCHDOG=1")  # fed by completed ticks, devices or not
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        for name in ("parkedge_tick_duration_seconds_bucket", 'parkedge_points{quality="comm_lost"}',
+                     'parkedge_device_up{device="bess1",protocol="modbus"} 0.0', "parkedge_store_rows_total",
+                     'parkedge_mode{mode="auto"} 1.0', 'parkedge_poll_errors_total{device="chp1",kind="comm_lost"}'):
+            assert name in text, name
         proc.send_signal(signal.SIGTERM)
         messages(notify, "STOPPING=1")
         assert proc.wait(timeout=30) == 0
