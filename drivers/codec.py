@@ -183,7 +183,9 @@ def encode(
         raise CodecError(f"{value!r} is not a finite number")
     if scale == 0.0:
         raise CodecError("scale 0 cannot be inverted for a write")
-    raw = (value - offset) / scale if (scale != 1.0 or offset != 0.0) else value
+    # A negative scale (a device that counts the other way round) divides 0 into -0.0:
+    # adding 0.0 keeps float registers from carrying a signed zero.
+    raw = (value - offset) / scale + 0.0 if (scale != 1.0 or offset != 0.0) else value
     if type_ is DataType.BIT:
         if raw not in (0, 1):
             raise CodecError(f"bit point takes 0 or 1, got {value!r}")

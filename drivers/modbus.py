@@ -27,6 +27,7 @@ from drivers.spec import (
     Table,
     parse_modbus_endpoint,
 )
+from drivers.timeouts import within
 from drivers.types import DriverError, Health, Quality, Reading, WriteRefused
 
 _ILLEGAL_ADDRESS = 0x02
@@ -349,7 +350,7 @@ class ModbusClient:
         self._drop()
         client = self._new_client()
         try:
-            ok = await asyncio.wait_for(client.connect(), self.device.timeout_s * 2)
+            ok = await within(client.connect(), self.device.timeout_s * 2)
         except (TimeoutError, OSError, ModbusException):
             ok = False
         if not ok:
@@ -399,7 +400,7 @@ class ModbusClient:
             raise _Lost("not connected")
         self._requests += 1
         try:
-            response = await asyncio.wait_for(
+            response = await within(
                 getattr(client, method)(*args, device_id=self.device.unit, **kwargs),
                 # pymodbus enforces timeout_s itself; this outer bound only
                 # guards against a request that never reaches its wait.

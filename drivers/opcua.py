@@ -28,6 +28,7 @@ from cryptography import x509
 
 from drivers.resilience import Backoff, Breaker
 from drivers.spec import OpcUaDevice, SecurityMode, SecurityPolicy, parse_opcua_endpoint
+from drivers.timeouts import within
 from drivers.types import BreakerState, DriverError, Health, Quality, Reading, WriteRefused
 
 _log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class OpcUaClient:
         """For startup and tests: True once a session (and its subscription) is up."""
         await self.start()
         try:
-            await asyncio.wait_for(self._connected.wait(), timeout_s)
+            await within(self._connected.wait(), timeout_s)
         except TimeoutError:
             return False
         return True
@@ -127,9 +128,15 @@ class OpcUaClient:
             self._task = None
 
     async def read_all(self) -> dict[str, Reading]:
-        return await self.read_points(p.name for p in self.device.points if p.access.readable)
+        """Every readable point: from the subscription's cache when subscribed, else a read."""
+        return await self._read([p.name for p in self.device.points if p.access.readable], fresh=False)
 
     async def read_points(self, names: Iterable[str]) -> dict[str, Reading]:
+        """Some points read from the server now, even when subscribed: this is the read-back
+        after a write, and the subscription's cache may still hold the value before it."""
+        return await self._read(names, fresh=True)
+
+    async def _read(self, names: Iterable[str], *, fresh: bool) -> dict[str, Reading]:
         wanted = list(names)
         for n in wanted:
             if n not in self._points:
@@ -138,7 +145,7 @@ class OpcUaClient:
         session = self._session
         if session is None:
             return {n: self._lost_reading(n) for n in wanted}
-        if self.device.subscription is None:
+        if fresh or self.device.subscription is None:
             await self._poll(session, [n for n in wanted if n not in session.unknown])
         return {n: self._cache.get(n) or self._lost_reading(n) for n in wanted}
 
@@ -162,11 +169,11 @@ class OpcUaClient:
         if vtype is None:
             raise DriverError(f"{self.name}.{point}: node {p.node!r} not found on the server")
         if isinstance(value, int | float) and (p.scale != 1.0 or p.offset != 0.0):
-            value = (value - p.offset) / p.scale
+            value = (value - p.offset) / p.scale + 0.0   # + 0.0: no signed zero from scale -1
         variant = ua.Variant(_coerce(value, vtype, f"{self.name}.{point}"), vtype)
         self._requests += 1
         try:
-            results = await asyncio.wait_for(
+            results = await within(
                 session.client.uaclient.write_attributes(
                     [session.nodes[point]], [ua.DataValue(variant)], AttributeIds.Value
                 ),
@@ -235,7 +242,7 @@ class OpcUaClient:
             self._lost.set()
 
         client.connection_lost_callback = on_lost
-        await asyncio.wait_for(client.connect(auto_reconnect=False), d.timeout_s * 4)
+        await within(client.connect(auto_reconnect=False), d.timeout_s * 4)
         try:
             idx = await client.get_namespace_index(d.namespace_uri)
             nodes = {p.name: ua.NodeId.from_string(f"ns={idx};{p.node}") for p in d.points}
@@ -298,14 +305,14 @@ class OpcUaClient:
 
     async def _disconnect(self, client: Client) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.disconnect(), self.device.timeout_s)
+            await within(client.disconnect(), self.device.timeout_s)
 
     async def _poll(self, session: _Session, names: list[str]) -> None:
         if not names:
             return
         self._requests += 1
         try:
-            results = await asyncio.wait_for(
+            results = await within(
                 session.client.uaclient.read_attributes(
                     [session.nodes[n] for n in names], AttributeIds.Value
                 ),

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.client import DeviceClient
+from drivers.timeouts import within
 from drivers.types import DriverError, Quality, Reading, WriteRefused
 from edge import logs
 from edge.config import DeviceConfig
@@ -109,7 +110,7 @@ class DeviceWorker:
                     await self._write_pending()
                     continue
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=left)
+                    await within(self._wake.wait(), left)
 
     async def _poll(self) -> None:
         self.polls += 1

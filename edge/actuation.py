@@ -21,6 +21,7 @@ from edge import logs
 from edge.acquisition import Acquisition, WriteResult
 from edge.config import PointConfig, SiteConfig
 from edge.metrics import Metrics
+from edge.model import Snapshot
 
 log = logs.get("actuation")
 MODES = ("auto", "manual", "safe")
@@ -141,8 +142,11 @@ class Actuation:
         out.update({k: ov.value for k, ov in self.overrides.items()})
         return out
 
-    def apply(self, setpoints: Mapping[str, float], *, ts: float) -> dict[str, float]:
-        """Clamp and hand changed values to the device workers; returns what was sent."""
+    def apply(self, setpoints: Mapping[str, float], *, ts: float, snapshot: Snapshot | None = None) -> dict[str, float]:
+        """Clamp and hand changed values to the device workers; returns what was sent.
+
+        ``snapshot`` is the tick's own: the ramp of a point with nothing commanded yet
+        starts from its measured value there (built once, not once per point)."""
         self._expire(ts)
         sent: dict[str, float] = {}
         by_device: dict[str, dict[str, float]] = {}
@@ -151,8 +155,9 @@ class Actuation:
             last = self.commanded.get(key)
             if last is None:
                 # Ramp from where the device is now, not from zero.
-                measured = self.acquisition.snapshot(ts).value(key)
-                last = measured
+                if snapshot is None:
+                    snapshot = self.acquisition.snapshot(ts)
+                last = snapshot.value(key)
             # Credit at most one tick of ramp: a late tick then ramps a little slower,
             # never faster, so jitter cannot push a step past ramp_per_s * tick_s.
             tick_s = self.site.control.tick_s

@@ -36,6 +36,7 @@ from edge.store import StoreConfig as StoreSettings
 
 log = logs.get("daemon")
 VERSION = "0.1.0"
+_STOP_TIMEOUT_S = 5.0
 
 
 def sd_notify(message: str) -> None:
@@ -107,7 +108,7 @@ class Daemon:
         self.actuation = Actuation(site, self.acquisition, self.metrics)
         self.actuation.set_mode(site.control.mode, ts=time.time(), who="config", reason="start")
         self.cloud = CloudLink(site, self.store, self.actuation)
-        self.controller = _controller_for(site)
+        self.controller = _controller_for(site, self.cloud)
         self.last_snapshot: Snapshot | None = None
         self.last_decision: dict[str, Any] = {}
 
@@ -143,9 +144,11 @@ class Daemon:
             log.info("daemon_stopping", site=self.site.id)
             for t in tasks:
                 t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+            # Bounded: a task that swallows its cancel must not keep the daemon (and its
+            # device connections) alive after SIGTERM; systemd would kill us anyway.
+            _done, stuck = await asyncio.wait(tasks, timeout=_STOP_TIMEOUT_S)
+            for t in stuck:
+                log.error("task_did_not_stop", task=t.get_name(), timeout_s=_STOP_TIMEOUT_S)
             ctl.close()
             with contextlib.suppress(Exception):
                 await ctl.wait_closed()
@@ -180,7 +183,7 @@ class Daemon:
         snap = self.acquisition.snapshot(ts)
         self.last_snapshot = snap
         setpoints = self._decide(snap)
-        self.actuation.apply(setpoints, ts=ts)
+        self.actuation.apply(setpoints, ts=ts, snapshot=snap)
         self.actuation.collect_results(ts=ts)
         audit, events = self.actuation.drain()
         values = {k: (pv.value, str(pv.quality)) for k, pv in snap.points.items()}
@@ -307,9 +310,9 @@ class Daemon:
         return {"mode": mode}, f"mode {mode}"
 
 
-def _controller_for(site: SiteConfig) -> ControlRunner | None:
-    """The control hook (edge.runner); None holds every setpoint (the PLCs keep their last values)."""
-    return build_runner(site)
+def _controller_for(site: SiteConfig, cloud: CloudLink) -> ControlRunner | None:
+    """The control hook (edge.runner) on the plan in force; None holds every setpoint."""
+    return build_runner(site, plan_provider=lambda: cloud.plan_for(time.time()))
 
 
 def run_daemon(site: SiteConfig) -> int:

@@ -45,6 +45,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from drivers.timeouts import within
 from edge.plans import Ack, PlanBook, ValidatedPlan
 from edge.store import Store, StoreConfig
 
@@ -355,7 +356,7 @@ class Uplink:
     async def _sender(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+                await within(self._wake.wait(), 0.5)
             self._wake.clear()
             self._expire_inflight()
             while self.connected and len(self._inflight) < self.config.max_inflight_batches:
@@ -557,12 +558,12 @@ async def bench_drain(work_dir: Path, host: str = "127.0.0.1", port: int = 1883,
         sys.executable, "-c", _SUBSCRIBER, host, str(port), topics(cfg.site).telemetry,
         stdout=asyncio.subprocess.PIPE)
     assert sub.stdout is not None
-    await asyncio.wait_for(sub.stdout.readline(), 30)
+    await within(sub.stdout.readline(), 30)
     up = Uplink(cfg, store, lambda raw, retained: None, lambda raw: Ack("", "rejected", "bench"))
     task = asyncio.create_task(up.run())
     live_ticks = 0
     try:
-        await asyncio.wait_for(up.wait_connected(), 60)
+        await within(up.wait_connected(), 60)
         start = time.perf_counter()
         next_tick = time.monotonic()
         finished = False

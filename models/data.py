@@ -11,6 +11,7 @@ between interval midpoints, which smooths what a meter would see.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -295,6 +296,34 @@ def wind_series() -> Series:
     )
 
 
+def pv_clearsky_series() -> Series:
+    """The PV series for the variant that runs without the plan's weather forecast."""
+    s = pv_series()
+    return Series("pv_clearsky", s.y_kw, s.ctx, s.scale_kw, {}, s.location, s.description)
+
+
+_LOADERS: dict[str, Callable[[], list[Series]]] = {
+    "pv": lambda: [pv_series()],
+    "pv_clearsky": lambda: [pv_clearsky_series()],
+    "wind": lambda: [wind_series()],
+    "cooling": cl_load_series,
+    "heating": cl_load_series,
+    "data_centre": cl_load_series,
+    "office": doe_series,
+    "hospital": doe_series,
+    "electric_total": doe_series,
+}
+
+
+def load_series(targets: Iterable[str]) -> dict[str, Series]:
+    """The series of ``targets`` only, each source read once."""
+    out: dict[str, Series] = {}
+    for t in targets:
+        if t not in out:
+            for s in _LOADERS[t]():
+                out.setdefault(s.target, s)
+    return {t: out[t] for t in targets}
+
+
 def all_series() -> dict[str, Series]:
-    out = {s.target: s for s in [pv_series(), wind_series(), *cl_load_series(), *doe_series()]}
-    return out
+    return load_series(_LOADERS)

@@ -2,25 +2,43 @@
 
 Per target: a direct model with the lead as a feature (one row per origin and
 lead), three HistGradientBoosting quantile regressors (P10, P50, P90) merged
-into one ONNX graph, an interval calibration and the fallback baseline chosen
-on the validation part, and the metrics of model and baselines on the
-held-out final part, which no fit or choice has seen.
+into one ONNX graph. The split is chronological, by target step:
+
+- ``[0, 80 %)``: fit the shipped model. The interval calibration is
+  cross-conformal over the same part: it is cut into FOLDS contiguous
+  blocks, each predicted by models fitted with the same settings on the
+  rest, and those out-of-sample errors give a conformal calibration per lead
+  bucket (for PV over steps with the sun up only: at night the interval is
+  exactly [0, 0]). The fallback baseline and its residual quantiles are
+  chosen there too. Every season takes part, not just the weeks before the
+  test part (a single 60-80 % window did not carry over to the test part);
+- ``[80 %, 100 %)``: the held-out part, which no fit, calibration or choice
+  has seen: every metric in the card is measured there.
+
+Training is deterministic (fixed seeds for the row sampling and every
+estimator, one OpenMP thread): ``python -m models.train --check --all``
+retrains into a temporary directory and compares the new ONNX outputs with the
+shipped ones on the held-out rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
+import math
 import os
 import platform
 import sys
+import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # two shared cores
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # two shared cores; also keeps fits bit-identical
 
 import numpy as np
 import onnx
@@ -36,15 +54,20 @@ from edge.forecast.features import (
 )
 from models import onnx_export
 from models.cards import write_markdown
-from models.data import Series, all_series
+from models.data import Series, load_series
 
 OUT = Path(__file__).resolve().parent
 QUANTILES = (0.1, 0.5, 0.9)
 BUCKETS = ((1, 24), (25, 48), (49, 96))  # leads in steps: 0-6 h, 6-12 h, 12-24 h
-SPLIT = (0.7, 0.8)  # train | validation | test (held out) by time
+SPLIT = (0.0, 0.8)  # fit and calibrate (cross-conformal) | test (held out), by time
+FOLDS = 4
 SEED = 20260329
 N_TRAIN_ROWS = 120_000
-N_VAL_ROWS = 80_000
+N_CAL_ROWS = 120_000
+ALPHA = 0.1  # each tail of the P10-P90 interval
+MIN_HALF_WIDTH = 1e-3  # scaled; floor on P50-P10 and P90-P50 before calibration
+CAL_RANGE = (0.2, 5.0)  # sanity bounds on the calibration factors
+CHECK_TOL = 1e-4  # scaled units: reproduction tolerance on the ONNX outputs
 PARAMS: dict[str, Any] = {"max_iter": 120, "learning_rate": 0.12, "max_leaf_nodes": 31,
                           "min_samples_leaf": 40, "l2_regularization": 1.0, "early_stopping": False}
 
@@ -53,6 +76,9 @@ _HIST = ["y_last", "y_1h", "y_mean24", "y_day", "y_week"]
 FEATURES: dict[str, list[str]] = {
     "pv": ["lead_h", "hour_sin", "hour_cos", "cos_zenith", "pcs", "y_last", "y_1h", "y_day",
            "k_day", "k_recent", "fc_ghi", "fc_k", "fc_temp_c"],
+    # PV without the plan's weather: clear sky and the target's own history only
+    "pv_clearsky": ["lead_h", "hour_sin", "hour_cos", "cos_zenith", "pcs", "y_last", "y_1h",
+                    "y_mean24", "y_day", "k_day", "k_recent"],
     "wind": ["lead_h", "hour_sin", "hour_cos", "y_last", "y_1h", "y_mean24", "y_day"],
     "cooling": _CAL + _HIST + ["fc_temp_c"],
     "heating": _CAL + _HIST + ["fc_temp_c"],
@@ -61,7 +87,9 @@ FEATURES: dict[str, list[str]] = {
     "hospital": _CAL + _HIST,
     "electric_total": _CAL + _HIST,
 }
-KIND = {"pv": "generation", "wind": "generation"}
+TARGETS = tuple(FEATURES)
+GENERATION = {"pv", "pv_clearsky", "wind"}
+SOLAR = {"pv", "pv_clearsky"}
 
 
 def _weather_rows(s: Series, origins: np.ndarray, leads: np.ndarray) -> dict[str, np.ndarray]:
@@ -103,8 +131,16 @@ def _bucket_index(leads: np.ndarray) -> np.ndarray:
     return np.searchsorted([b[1] for b in BUCKETS], leads)
 
 
-def _metrics(y: np.ndarray, q: np.ndarray, norm: float, load: bool, scale: float) -> dict[str, float]:
-    """y and q in units of scale; norm in kW."""
+def _sun_up(s: Series, origins: np.ndarray, leads: np.ndarray) -> np.ndarray | None:
+    """For PV, the rows whose target step has the sun above the horizon; None otherwise."""
+    if s.target not in SOLAR:
+        return None
+    return np.asarray(s.ctx.ghi_cs_w_m2[origins + leads - 1] > 0.0)
+
+
+def _metrics(y: np.ndarray, q: np.ndarray, norm: float, load: bool, scale: float,
+             cov_mask: np.ndarray | None = None) -> dict[str, float]:
+    """y and q in units of scale; norm in kW; coverage over ``cov_mask`` rows when given."""
     e = (q[:, 1] - y) * scale
     out = {"nmae": float(np.abs(e).mean() / norm), "bias_kw": float(e.mean()),
            "mae_kw": float(np.abs(e).mean())}
@@ -115,107 +151,180 @@ def _metrics(y: np.ndarray, q: np.ndarray, norm: float, load: bool, scale: float
         d = (y - q[:, i]) * scale
         pin += float(np.mean(np.maximum(tau * d, (tau - 1) * d)))
     out["pinball_norm"] = pin / len(QUANTILES) / norm
-    out["coverage_p10_p90"] = float(np.mean((y >= q[:, 0]) & (y <= q[:, 2])))
+    inside = (y >= q[:, 0]) & (y <= q[:, 2])
+    m = np.ones(len(y), dtype=bool) if cov_mask is None else cov_mask
+    out["coverage_p10_p90"] = float(np.mean(inside[m]))
+    if cov_mask is not None:
+        out["coverage_p10_p90_all_steps"] = float(np.mean(inside))
     return out
 
 
-def _calibrate(y: np.ndarray, q: np.ndarray, leads: np.ndarray) -> list[list[float]]:
-    """Per lead bucket, the factors on (P50-P10, P90-P50) that give 10 % in each tail."""
+def _conformal_quantile(scores: np.ndarray, alpha: float) -> float:
+    """The split-conformal (1 - alpha) quantile: rank ceil((n + 1)(1 - alpha)) of n."""
+    n = len(scores)
+    if n == 0:
+        return 1.0
+    level = min(1.0, math.ceil((n + 1) * (1 - alpha)) / n)
+    return float(np.quantile(scores, level, method="higher"))
+
+
+def _calibrate(y: np.ndarray, q: np.ndarray, leads: np.ndarray, mask: np.ndarray | None
+               ) -> list[list[float]]:
+    """Per lead bucket, the factors on (P50-P10, P90-P50) that leave ALPHA in each tail.
+
+    The scores are out-of-fold errors in units of the models' own half-widths
+    (floored at MIN_HALF_WIDTH, as in ``postprocess``): conformal, normalised.
+    """
     out = []
     b = _bucket_index(leads)
+    keep = np.ones(len(y), dtype=bool) if mask is None else mask
     for i in range(len(BUCKETS)):
-        m = b == i
-        lo, hi = q[m, 1] - q[m, 0], q[m, 2] - q[m, 1]
-        ok_lo, ok_hi = lo > 1e-3, hi > 1e-3
-        c_lo = np.quantile((q[m, 1] - y[m])[ok_lo] / lo[ok_lo], 0.9) if ok_lo.any() else 1.0
-        c_hi = np.quantile((y[m] - q[m, 1])[ok_hi] / hi[ok_hi], 0.9) if ok_hi.any() else 1.0
-        out.append([float(np.clip(c_lo, 0.5, 3.0)), float(np.clip(c_hi, 0.5, 3.0))])
+        m = (b == i) & keep
+        lo = np.maximum(q[m, 1] - q[m, 0], MIN_HALF_WIDTH)
+        hi = np.maximum(q[m, 2] - q[m, 1], MIN_HALF_WIDTH)
+        c_lo = _conformal_quantile((q[m, 1] - y[m]) / lo, ALPHA)
+        c_hi = _conformal_quantile((y[m] - q[m, 1]) / hi, ALPHA)
+        out.append([float(np.clip(c_lo, *CAL_RANGE)), float(np.clip(c_hi, *CAL_RANGE))])
     return out
 
 
 def apply_calibration(q: np.ndarray, leads: np.ndarray, cal: list[list[float]],
                       clip: tuple[float, float], dark: np.ndarray | None) -> np.ndarray:
-    return postprocess(q, leads, cal, [b[1] for b in BUCKETS], clip, dark)
+    return postprocess(q, leads, cal, [b[1] for b in BUCKETS], clip, dark, MIN_HALF_WIDTH)
 
 
 def _resid_quantiles(y: np.ndarray, b: np.ndarray, leads: np.ndarray) -> list[list[float]]:
     idx = _bucket_index(leads)
-    return [[float(np.quantile(y[idx == i] - b[idx == i], 0.1)),
-             float(np.quantile(y[idx == i] - b[idx == i], 0.9))] for i in range(len(BUCKETS))]
+    return [[float(np.quantile(y[idx == i] - b[idx == i], ALPHA)),
+             float(np.quantile(y[idx == i] - b[idx == i], 1 - ALPHA))] for i in range(len(BUCKETS))]
 
 
-def _baseline_q(b: np.ndarray, leads: np.ndarray, rq: list[list[float]], clip: tuple[float, float]
-                ) -> np.ndarray:
+def _baseline_q(b: np.ndarray, leads: np.ndarray, rq: list[list[float]], clip: tuple[float, float],
+                dark: np.ndarray | None) -> np.ndarray:
     r = np.asarray(rq)[_bucket_index(leads)]
-    return np.sort(np.clip(np.column_stack([b + r[:, 0], b, b + r[:, 1]]), clip[0], clip[1]), axis=1)
+    out = np.sort(np.clip(np.column_stack([b + r[:, 0], b, b + r[:, 1]]), clip[0], clip[1]), axis=1)
+    if dark is not None:
+        out[dark] = 0.0
+    return out
+
+
+def _fit(s: Series, hi: int, n_rows: int, seed: int, params: dict[str, Any],
+         hole: tuple[int, int] | None = None) -> tuple[list[HistGradientBoostingRegressor], int]:
+    """The three quantile models on random (origin, lead) rows whose targets lie below ``hi``.
+
+    With ``hole`` no row's target, nor any history a row reads (a week back),
+    falls in [hole[0], hole[1]). For PV only rows with the sun up at the
+    target step are drawn.
+    """
+    rng = np.random.default_rng(seed)
+    o = rng.integers(WEEK, hi - 1, size=n_rows * 3)
+    ld = rng.integers(1, HORIZON + 1, size=n_rows * 3)
+    t = o + ld - 1
+    keep = t < hi
+    if hole is not None:
+        keep &= (t < hole[0]) | (o - WEEK >= hole[1])
+    sun = _sun_up(s, o, ld)
+    if sun is not None:  # PV: night steps are exactly 0 by postprocess, and with more than
+        keep &= sun      # half the rows at 0 the P50 fit can collapse to 0
+    o, ld = o[keep][:n_rows], ld[keep][:n_rows]
+    x, y = _rows(s, o, ld)
+    return [HistGradientBoostingRegressor(loss="quantile", quantile=qq, random_state=seed, **params)
+            .fit(x, y) for qq in QUANTILES], len(y)
+
+
+def _predict(models: list[HistGradientBoostingRegressor], x: np.ndarray) -> np.ndarray:
+    return np.column_stack([m.predict(x) for m in models])
+
+
+def test_rows(s: Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The held-out rows: hourly origins in the final part, every lead (o, lead, x, y)."""
+    n = len(s.y_kw)
+    _, n_va = _splits(n)
+    o_te, l_te = _all_pairs(n_va, n, 4)
+    x_te, y_te = _rows(s, o_te, l_te)
+    return o_te, l_te, x_te, y_te
 
 
 def train_target(s: Series, out_dir: Path = OUT, n_train: int = N_TRAIN_ROWS,
                  params: dict[str, Any] | None = None) -> dict[str, Any]:
     t0 = time.time()
-    rng = np.random.default_rng(SEED)
     n = len(s.y_kw)
-    n_tr, n_va = _splits(n)
-    load = s.target not in KIND
+    _, n_va = _splits(n)
+    load = s.target not in GENERATION
     clip = (0.0, float(s.y_kw.max() / s.scale_kw * (1.0 if not load else 1.5)))
     names = FEATURES[s.target]
-    # training rows: random origins and leads whose targets lie in the training part
-    o = rng.integers(WEEK, n_tr - 1, size=n_train * 2)
-    ld = rng.integers(1, HORIZON + 1, size=n_train * 2)
-    keep = (o + ld - 1) < n_tr
-    o, ld = o[keep][:n_train], ld[keep][:n_train]
-    x_tr, y_tr = _rows(s, o, ld)
     p = dict(PARAMS, **(params or {}))
-    models = [HistGradientBoostingRegressor(loss="quantile", quantile=qq, random_state=SEED, **p)
-              .fit(x_tr, y_tr) for qq in QUANTILES]
-    fit_s = time.time() - t0
 
-    def predict(x: np.ndarray) -> np.ndarray:
-        return np.column_stack([m.predict(x) for m in models])
-
-    # validation: calibration of the interval and the choice of the fallback baseline
-    o_va, l_va = _all_pairs(n_tr, n_va, 4)
-    if len(o_va) > N_VAL_ROWS:
-        pick = np.sort(rng.choice(len(o_va), N_VAL_ROWS, replace=False))
+    # 1. cross-conformal calibration over everything before the held-out part: K
+    #    contiguous blocks, each predicted by models fitted without it (nor a week
+    #    after it), so the calibration sees every season, not one window
+    rng = np.random.default_rng(SEED + 2)
+    o_va, l_va = _all_pairs(WEEK, n_va, 4)
+    if len(o_va) > N_CAL_ROWS:
+        pick = np.sort(rng.choice(len(o_va), N_CAL_ROWS, replace=False))
         o_va, l_va = o_va[pick], l_va[pick]
     x_va, y_va = _rows(s, o_va, l_va)
-    cal = _calibrate(y_va, predict(x_va), l_va)
-    names_b = [b for b in BASELINES if b != "clear_sky_yesterday" or s.target == "pv"]
+    q_va = np.empty((len(y_va), len(QUANTILES)))
+    t_va = o_va + l_va - 1
+    edges = np.linspace(WEEK, n_va, FOLDS + 1).astype(int)
+    for k in range(FOLDS):
+        fold_models, _ = _fit(s, n_va, n_train, SEED + 10 + k, p, (int(edges[k]), int(edges[k + 1])))
+        m = (t_va >= edges[k]) & (t_va < edges[k + 1])
+        q_va[m] = _predict(fold_models, x_va[m])
+    sun_va = _sun_up(s, o_va, l_va)
+    cal = _calibrate(y_va, q_va, l_va, sun_va)
+    names_b = [b for b in BASELINES if b != "clear_sky_yesterday" or s.target in SOLAR]
     val_b = {b: _baseline_rows(s, b, o_va, l_va) for b in names_b}
     val_nmae = {b: float(np.abs(v - y_va).mean()) for b, v in val_b.items()}
     fallback = min(val_nmae, key=lambda b: val_nmae[b])
-    resid = {b: _resid_quantiles(y_va, v, l_va) for b, v in val_b.items()}
+    resid = {b: _resid_quantiles(y_va if sun_va is None else y_va[sun_va],
+                                 v if sun_va is None else v[sun_va],
+                                 l_va if sun_va is None else l_va[sun_va])
+             for b, v in val_b.items()}
 
-    # test: the held-out final part, hourly origins, every lead
-    o_te, l_te = _all_pairs(n_va, n, 4)
-    x_te, y_te = _rows(s, o_te, l_te)
-    dark = (s.ctx.ghi_cs_w_m2[o_te + l_te - 1] <= 0.0) if s.target == "pv" else None
-    q_te = apply_calibration(predict(x_te), l_te, cal, clip, dark)
+    # 2. the shipped model: same settings, fitted on everything before the held-out part
+    models, n_rows = _fit(s, n_va, n_train, SEED, p)
+    fit_s = time.time() - t0
+
+    # 3. the held-out final part, hourly origins, every lead
+    o_te, l_te, x_te, y_te = test_rows(s)
+    sun = _sun_up(s, o_te, l_te)
+    dark = None if sun is None else ~sun
+    raw_te = _predict(models, x_te)
+    q_te = apply_calibration(raw_te, l_te, cal, clip, dark)
     norm = s.scale_kw if not load else float(s.y_kw[n_va:].mean())
     bidx = _bucket_index(l_te)
-    res: dict[str, Any] = {"model": _metrics(y_te, q_te, norm, load, s.scale_kw)}
-    res["model_uncalibrated"] = _metrics(y_te, np.sort(predict(x_te), axis=1), norm, load, s.scale_kw)
+
+    def metrics(rows: np.ndarray | slice, q: np.ndarray) -> dict[str, float]:
+        return _metrics(y_te[rows], q[rows], norm, load, s.scale_kw,
+                        None if sun is None else sun[rows])
+
+    every = slice(None)
+    res: dict[str, Any] = {"model": metrics(every, q_te)}
+    uncal = np.sort(np.clip(raw_te, *clip), axis=1)
+    if dark is not None:
+        uncal[dark] = 0.0
+    res["model_uncalibrated"] = metrics(every, uncal)
     by_lead: dict[str, Any] = {"model": {}}
     for b in names_b:
-        bq = _baseline_q(_baseline_rows(s, b, o_te, l_te), l_te, resid[b], clip)
-        res[b] = _metrics(y_te, bq, norm, load, s.scale_kw)
-        by_lead[b] = {}
-        for i, (lo, hi) in enumerate(BUCKETS):
-            by_lead[b][f"{lo}-{hi}"] = _metrics(y_te[bidx == i], bq[bidx == i], norm, load, s.scale_kw)
-    for i, (lo, hi) in enumerate(BUCKETS):
-        by_lead["model"][f"{lo}-{hi}"] = _metrics(y_te[bidx == i], q_te[bidx == i], norm, load,
-                                                  s.scale_kw)
-    if s.target == "pv":
-        day = s.ctx.ghi_cs_w_m2[o_te + l_te - 1] > 50.0
-        res["model_daylight"] = _metrics(y_te[day], q_te[day], norm, load, s.scale_kw)
+        bq = _baseline_q(_baseline_rows(s, b, o_te, l_te), l_te, resid[b], clip, dark)
+        res[b] = metrics(every, bq)
+        by_lead[b] = {f"{lo}-{hi}": metrics(bidx == i, bq) for i, (lo, hi) in enumerate(BUCKETS)}
+    by_lead["model"] = {f"{lo}-{hi}": metrics(bidx == i, q_te) for i, (lo, hi) in enumerate(BUCKETS)}
+    if sun is not None:
+        res["model_daylight"] = _metrics(y_te[sun], q_te[sun], norm, load, s.scale_kw)
 
     # export and check against scikit-learn
     model = onnx_export.export(models, len(names), f"Park Edge forecaster '{s.target}'")
     path = out_dir / f"{s.target}.onnx"
     raw = model.SerializeToString()
     path.write_bytes(raw)
-    sample = x_te[rng.choice(len(x_te), 2000, replace=False)]
+    sample = x_te[np.random.default_rng(SEED + 3).choice(len(x_te), 2000, replace=False)]
     diff = onnx_export.max_abs_diff(model, models, sample)
+    cov_note = ("P10-P90 coverage over the steps with the sun above the horizon (at night the "
+                "interval is exactly [0, 0] and would inflate it; the all-steps figure is "
+                "coverage_p10_p90_all_steps); nMAE and pinball over all steps"
+                if sun is not None else "P10-P90 coverage over all steps")
     card = {
         "schema": "parkedge.model_card/1",
         "target": s.target,
@@ -235,22 +344,35 @@ def train_target(s: Series, out_dir: Path = OUT, n_train: int = N_TRAIN_ROWS,
         "features": names,
         "requires_weather": sorted({k for f in names for k in _weather_keys(f)}),
         "postprocess": {"interval_calibration": cal, "lead_buckets": [list(b) for b in BUCKETS],
-                        "clip_scaled": list(clip), "zero_without_sun": s.target == "pv"},
+                        "min_half_width_scaled": MIN_HALF_WIDTH,
+                        "method": f"cross-conformal ({FOLDS} time blocks) per lead bucket: "
+                                  "P10' = P50 - c_lo max(P50-P10, w), P90' = P50 + c_hi "
+                                  "max(P90-P50, w), c at the conformal 90 % quantile of the "
+                                  "normalised errors" + (", sun-up steps only" if sun is not None
+                                                         else ""),
+                        "clip_scaled": list(clip), "zero_without_sun": sun is not None},
         "fallback": {"baseline": fallback, "residual_quantiles_scaled": resid[fallback],
                      "validation_nmae_scaled": val_nmae},
         "data": s.description,
         "location": s.location,
         "split": {
-            "method": "chronological: train on the first 70 %, calibrate and choose the fallback "
-                      "on the next 10 %, report on the final 20 % (held out)",
-            "steps": n, "train": [s.date_of(0), s.date_of(n_tr - 1)],
-            "validation": [s.date_of(n_tr), s.date_of(n_va - 1)],
+            "method": "chronological by target step: the shipped model is fitted on the first "
+                      "80 %; the interval calibration is cross-conformal over that same 80 %, cut "
+                      f"into {FOLDS} contiguous blocks, each predicted by models fitted with the same "
+                      "settings on the rest (a week after the block left out too); the fallback "
+                      "baseline is chosen there as well; every metric is on the final 20 % (held "
+                      "out, never used in fitting, calibration or choice)",
+            "steps": n, "train": [s.date_of(0), s.date_of(n_va - 1)],
+            "calibration_folds": [[s.date_of(int(a)), s.date_of(int(b) - 1)]
+                                  for a, b in itertools.pairwise(edges)],
+            "validation": [s.date_of(WEEK), s.date_of(n_va - 1)],
             "test": [s.date_of(n_va), s.date_of(n - 1)],
             "note": "dates are the data's pseudo-calendar (CityLearn and DOE years are synthetic)",
-            "train_rows": len(y_tr), "validation_rows": len(y_va), "test_rows": len(y_te),
+            "train_rows": n_rows, "validation_rows": len(y_va), "test_rows": len(y_te),
             "test_origins": "every hour, all 96 leads"},
         "metrics": {"normaliser_kw": norm,
                     "normaliser": "capacity" if not load else "mean actual load over the test part",
+                    "coverage": cov_note,
                     "test": res, "test_by_lead_steps": by_lead},
         "training": {"estimator": "sklearn HistGradientBoostingRegressor(loss='quantile') x 3",
                      "params": p, "seed": SEED, "seconds": round(time.time() - t0, 1),
@@ -268,27 +390,119 @@ def _weather_keys(feature: str) -> list[str]:
     return [WEATHER_OF[feature]] if feature in WEATHER_OF else []
 
 
+# ---------------------------------------------------------------- reproduction check
+
+def _onnx_out(path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(path.read_bytes(), opts, providers=["CPUExecutionProvider"])
+    return np.asarray(sess.run([onnx_export.OUTPUT], {onnx_export.INPUT: x.astype(np.float32)})[0])
+
+
+def check_target(s: Series, shipped_dir: Path, new_dir: Path, tol: float = CHECK_TOL
+                 ) -> tuple[bool, str]:
+    """Compare a fresh build of ``s.target`` in new_dir with the one in shipped_dir.
+
+    Passes when the ONNX outputs agree within ``tol`` (scaled units) on every
+    held-out row, the features and the interval calibration match and the
+    card's held-out model metrics agree within 1e-3.
+    """
+    t = s.target
+    old_card = json.loads((shipped_dir / f"{t}.card.json").read_text())
+    new_card = json.loads((new_dir / f"{t}.card.json").read_text())
+    problems = []
+    if old_card["features"] != new_card["features"]:
+        problems.append("features differ")
+        return False, f"{t}: " + "; ".join(problems)
+    _, _, x_te, _ = test_rows(s)
+    d = float(np.abs(_onnx_out(shipped_dir / f"{t}.onnx", x_te)
+                     - _onnx_out(new_dir / f"{t}.onnx", x_te)).max())
+    if not d <= tol:
+        problems.append(f"ONNX outputs differ by {d:.2e} > {tol:.0e}")
+    dc = float(np.abs(np.asarray(old_card["postprocess"]["interval_calibration"])
+                      - np.asarray(new_card["postprocess"]["interval_calibration"])).max())
+    if not dc <= 1e-3:
+        problems.append(f"calibration differs by {dc:.2e}")
+    om, nm = old_card["metrics"]["test"]["model"], new_card["metrics"]["test"]["model"]
+    dm = max(abs(float(om[k]) - float(nm[k])) for k in ("nmae", "pinball_norm", "coverage_p10_p90"))
+    if not dm <= 1e-3:
+        problems.append(f"held-out metrics differ by {dm:.2e}")
+    same = old_card["onnx"]["sha256"] == new_card["onnx"]["sha256"]
+    msg = (f"{t}: {'OK' if not problems else 'MISMATCH'}: max |new - shipped| = {d:.2e} on "
+           f"{len(x_te)} held-out rows, calibration diff {dc:.1e}, metric diff {dm:.1e}, "
+           f"ONNX {'bit-identical' if same else 'not bit-identical'}")
+    return not problems, msg + ("" if not problems else " (" + "; ".join(problems) + ")")
+
+
+# ---------------------------------------------------------------- command line
+
+_SERIES: dict[str, Series] = {}
+
+
+def _train_one(args: tuple[str, str]) -> dict[str, Any]:
+    t, out = args
+    return train_target(_SERIES[t], Path(out))
+
+
+def _run(targets: list[str], out: Path, jobs: int, report: Callable[[dict[str, Any]], None]
+         ) -> list[dict[str, Any]]:
+    """Train ``targets`` into ``out``, ``jobs`` processes at a time (results in order)."""
+    work = [(t, str(out)) for t in targets]
+    if jobs <= 1 or len(work) == 1:
+        cards = []
+        for w in work:
+            cards.append(_train_one(w))
+            report(cards[-1])
+        return cards
+    import multiprocessing as mp
+
+    with mp.get_context("fork").Pool(jobs) as pool:  # children inherit the loaded series
+        cards = []
+        for c in pool.imap(_train_one, work):
+            report(c)
+            cards.append(c)
+    return cards
+
+
+def _print_card(card: dict[str, Any]) -> None:
+    m = card["metrics"]["test"]
+    summary = {k: {kk: round(vv, 4) for kk, vv in v.items()} for k, v in m.items()
+               if k.startswith("model")}
+    print(card["target"], json.dumps(summary), f"{card['training']['seconds']} s",
+          f"onnx diff {card['onnx']['check']['max_abs_diff_vs_sklearn']:.2e}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.train")
     ap.add_argument("--all", action="store_true")
     ap.add_argument("--target", action="append", default=[])
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--jobs", type=int, default=2, help="targets trained in parallel (default 2)")
+    ap.add_argument("--check", action="store_true",
+                    help="retrain into a temporary directory and compare with the models in --out")
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
-    series = all_series()
-    targets = list(series) if a.all else a.target
+    targets = list(TARGETS) if a.all else a.target
     if not targets:
         ap.error("give --all or --target NAME")
-    summary = {}
-    for t in targets:
-        if t not in series:
-            print(f"unknown target {t!r}; known: {', '.join(series)}", file=sys.stderr)
-            return 2
-        card = train_target(series[t], a.out)
-        m = card["metrics"]["test"]
-        summary[t] = {k: {kk: round(vv, 4) for kk, vv in v.items()} for k, v in m.items()}
-        print(t, json.dumps(summary[t]), f"{card['training']['seconds']} s",
-              f"onnx diff {card['onnx']['check']['max_abs_diff_vs_sklearn']:.2e}", flush=True)
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        print(f"unknown target {unknown[0]!r}; known: {', '.join(TARGETS)}", file=sys.stderr)
+        return 2
+    _SERIES.update(load_series(targets))
+    if a.check:
+        with tempfile.TemporaryDirectory(prefix="parkedge-models-") as tmp:
+            _run(targets, Path(tmp), a.jobs, lambda c: None)
+            ok = True
+            for t in targets:
+                passed, msg = check_target(_SERIES[t], a.out, Path(tmp))
+                ok &= passed
+                print(msg, flush=True)
+        print(f"reproduction check: {'passed' if ok else 'FAILED'} ({len(targets)} models)")
+        return 0 if ok else 1
+    _run(targets, a.out, a.jobs, _print_card)
     if a.all:
         from models.cards import write_summary
 

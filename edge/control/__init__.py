@@ -18,6 +18,8 @@ Offers:
     plant_from_assets, PlantModel, AssetError, AssetsInvalid
     tariff_from_table
     PointLimit                  a writable point's clamp
+    points (module)             decisions in the forms devices take (SunSpec %, run commands,
+                                shed fractions, ice store modes, heat-storage boilers)
 """
 
 from edge.control.controller import (

@@ -23,6 +23,13 @@ from edge.control import rules as _rules
 from edge.control.commitment import Commitment, UnitStatus, commit
 from edge.control.inputs import Forecast, Plan, Tariff, covered, local_hour_month, sample
 from edge.control.plant import PlantModel
+from edge.control.points import (
+    diesel_points,
+    electric_boiler_points,
+    ice_store_points,
+    renewable_points,
+    shed_points,
+)
 from edge.control.project import FirstStep, project_first
 from edge.control.qp import GRADED, QpModel, StepGrid, TickData, Vec, make_grid
 from edge.control.safety import Clamp, PointLimit, clamp, plant_limits
@@ -126,6 +133,7 @@ def _read(snap: Snapshot, point: str, stale_s: float) -> float | None:
 class _Inputs:
     soc_kwh: dict[str, float]
     ice_kwh: dict[str, float]
+    heat_store_kwh: dict[str, float]
     missing: list[str]
     price_import: Vec
     price_export: Vec
@@ -159,6 +167,13 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         if v is None:
             missing.append(s.level_point)
         ice[s.name] = (v if v is not None else 0.0) * s.capacity_kwh
+    hs: dict[str, float] = {}
+    for e in p.electric_boilers:
+        if e.stored:
+            v = _read(snap, e.stored_point, cfg.stale_after_s)
+            if v is None:
+                missing.append(e.stored_point)
+            hs[e.name] = min(max(v if v is not None else 0.0, 0.0), e.store_kwh)
     n_fine = int(grid.fine_count.sum())
     mids = t + (np.arange(n_fine) + 0.5) * grid.fine_h * 3600.0
     imp, exp, co2 = cfg.tariff.series(p.timezone, mids)
@@ -198,6 +213,11 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         fc_kw = fc.elec_kw.get(ld.name)
         f = fs(fc_kw) if fc_kw is not None else np.zeros(grid.n)
         now = _read(snap, ld.p_point, cfg.stale_after_s) if ld.p_point else None
+        if now is not None and ld.shed_frac_point:
+            # the meter sees the load after shedding; the readback says how much was shed
+            frac = _read(snap, ld.shed_frac_point, cfg.stale_after_s)
+            if frac is not None and 0.0 <= frac < 1.0:
+                now /= 1.0 - frac
         if now is not None:                 # step 0 is measured, not forecast
             f[0] = now
         elec += f
@@ -209,7 +229,7 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
                 if ld.kind == kind and ld.p_point]
         if vals and all(v is not None for v in vals):
             arr[0] = sum(v for v in vals if v is not None)
-    return _Inputs(soc, ice, missing, grid.coarsen(imp), grid.coarsen(exp), grid.coarsen(co2),
+    return _Inputs(soc, ice, hs, missing, grid.coarsen(imp), grid.coarsen(exp), grid.coarsen(co2),
                    gas, carbon, diesel, ren, elec, shed, heat, cool, target, modes, plan_id)
 
 
@@ -227,13 +247,13 @@ def _tick_data(cfg: ControllerConfig, inp: _Inputs, cm: Commitment,
     return TickData(inp.price_import, inp.price_export, inp.grid_co2, inp.gas, inp.carbon,
                     inp.diesel, inp.renewable_kw, inp.elec_kw, inp.shed_max_kw, inp.heat_kw,
                     inp.cooling_kw, on, ice_on, cm.melt_ok, inp.soc_kwh, inp.ice_kwh, prev_kw,
-                    obj, inp.target_kw)
+                    obj, inp.target_kw, inp.heat_store_kwh)
 
 
 # --- first step to setpoints --------------------------------------------------------------
 
-def _setpoints(p: PlantModel, fs: FirstStep, cm: Commitment, ren: Mapping[str, Vec]
-               ) -> dict[str, float]:
+def _setpoints(p: PlantModel, fs: FirstStep, cm: Commitment, inp: _Inputs) -> dict[str, float]:
+    """Step 0 as the points the devices take (see ``points.py`` for each form)."""
     v = fs.kw
 
     def g(s: str) -> float:
@@ -242,23 +262,33 @@ def _setpoints(p: PlantModel, fs: FirstStep, cm: Commitment, ren: Mapping[str, V
     sp: dict[str, float] = {}
     for b in p.batteries:
         sp[b.p_set_point] = g(f"{b.name}.ch") - g(f"{b.name}.dis")
-    for u in p.generators:
-        sp[u.p_set_point] = -g(f"{u.name}.p")
-    for q in p.heaters:
-        sp[q.q_set_point] = -g(f"{q.name}.q")
-    for c in p.coolers:
-        sp[c.cool_set_point] = -g(f"{c.name}.c")
+    for c in p.chps:
+        sp[c.p_set_point] = -g(f"{c.name}.p")
+    for dg in p.diesels:
+        mode = cm.mode.get(dg.name)
+        committed = mode is not None and float(mode[0]) > 0
+        sp.update(diesel_points(dg, g(f"{dg.name}.p"), committed))
+    for gb in p.gas_boilers:
+        sp[gb.q_set_point] = -g(f"{gb.name}.q")
+    for e in p.electric_boilers:
+        sp.update(electric_boiler_points(e, g(f"{e.name}.q"),
+                                         g(f"{e.name}.p") if e.stored else None))
+    for cl in p.coolers:
+        sp[cl.cool_set_point] = -g(f"{cl.name}.c")
+    modes: dict[str, float] = {}
     for d in p.dual_chillers:
+        modes[d.name] = float(cm.mode[d.name][0])
         sp[d.cool_set_point] = -(g(f"{d.name}.c") + g(f"{d.name}.ice"))
-        sp[d.mode_set_point] = float(cm.mode[d.name][0])
+        sp[d.mode_set_point] = modes[d.name]
     for s in p.ice_stores:
-        sp[s.melt_set_point] = -g(f"{s.name}.melt")
+        makers = [(d, modes[d.name]) for d in p.dual_chillers if d.ice_store == s.name]
+        sp.update(ice_store_points(s, g(f"{s.name}.melt"), makers))
     for r in p.renewables:
-        curtailed = g(f"{r.name}.p") < float(ren[r.name][0]) - 1.0
-        sp[r.p_set_point] = -g(f"{r.name}.p") if curtailed else -r.p_rated_kw
+        sp.update(renewable_points(r, g(f"{r.name}.p"), float(inp.renewable_kw[r.name][0])))
     for ld in p.loads:
-        if ld.shed_set_point:
-            sp[ld.shed_set_point] = g(f"{ld.name}.shed")
+        if ld.interruptible_frac > 0:
+            gross = float(inp.shed_max_kw[ld.name][0]) / ld.interruptible_frac
+            sp.update(shed_points(ld, g(f"{ld.name}.shed"), gross))
     return sp
 
 
@@ -311,7 +341,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
             fs = project_first(model, res.x, td, lo, up)
             stats = SolveStats(res.status, res.iters, res.solve_ms, res.obj_kcny * 1e3)
             new_last = _Solution(cm.units, t, res.x, res.y)
-            return _finish(state, snapshot, "optimal", "", _setpoints(p, fs, cm, inp.renewable_kw),
+            return _finish(state, snapshot, "optimal", "", _setpoints(p, fs, cm, inp),
                            fs, stats, cm, new_last)
         detail = f"solver: {res.status} after {res.iters} iterations"
 
@@ -327,12 +357,16 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
             ice = dict(td.ice_kwh)
             for s in p.ice_stores:
                 ice[s.name] = model.first(x, f"{s.name}.e")
-            td = replace(td, soc_kwh=soc, ice_kwh=ice)
+            hs = dict(td.heat_store_kwh)
+            for e in p.electric_boilers:
+                if e.stored:
+                    hs[e.name] = model.first(x, f"{e.name}.e")
+            td = replace(td, soc_kwh=soc, ice_kwh=ice, heat_store_kwh=hs)
         cm_old = replace(cm, units=last.key)
         _, lo, up, _ = model.vectors(td)
         fs = project_first(model, x, td, lo, up)
         return _finish(state, snapshot, "shifted_previous", detail,
-                       _setpoints(p, fs, cm_old, inp.renewable_kw), fs, None, cm, last)
+                       _setpoints(p, fs, cm_old, inp), fs, None, cm, last)
     detail += "; no recent solution to shift"
     # 2. the rule baseline
     fn = cfg.rule_fn()
@@ -350,10 +384,16 @@ def _rule_context(cfg: ControllerConfig, t: float, inp: _Inputs) -> _rules.RuleC
            if b.soc_point not in inp.missing}
     ice = {s.name: inp.ice_kwh[s.name] for s in cfg.plant.ice_stores
            if s.level_point not in inp.missing}
+    hs = {e.name: inp.heat_store_kwh[e.name] for e in cfg.plant.electric_boilers
+          if e.stored and e.stored_point not in inp.missing}
     return _rules.RuleContext(int(hour[0]), float(inp.price_import[0]), inp.gas, soc, ice,
                               float(inp.elec_kw[0]), float(inp.heat_kw[0]),
                               float(inp.cooling_kw[0]),
-                              float(sum(v[0] for v in inp.renewable_kw.values())))
+                              float(sum(v[0] for v in inp.renewable_kw.values())),
+                              hs, {r.name: float(inp.renewable_kw[r.name][0])
+                                   for r in cfg.plant.renewables},
+                              {ld.name: float(inp.shed_max_kw[ld.name][0]) / ld.interruptible_frac
+                               for ld in cfg.plant.loads if ld.interruptible_frac > 0})
 
 
 def _finish(state: ControllerState, snap: Snapshot, reason: Reason, detail: str,

@@ -84,6 +84,7 @@ class Diesel:
     min_down_h: float
     p_set_point: str
     running_point: str = ""
+    run_set_point: str = ""          # the genset's run command: 1 while committed, else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +97,27 @@ class GasBoiler:
 
 @dataclass(frozen=True, slots=True)
 class ElectricBoiler:
+    """An electric boiler; with ``store_kwh`` > 0 it charges a hot-water store.
+
+    Without a store, heat follows electricity at once (q = eta * p) and only
+    ``q_set_point`` is written. With one (an electric heat-storage boiler), charging
+    (``p_set_point``, kW drawn) and heat delivered from the store (``q_set_point``)
+    are separate decisions linked by the stored energy (``stored_point``, kWh).
+    """
+
     name: str
     q_max_kw: float
     eta: float
     q_set_point: str
+    store_kwh: float = 0.0
+    p_max_kw: float = 0.0            # charging power (store only)
+    loss_frac_per_h: float = 0.0
+    stored_point: str = ""           # kWh in the store
+    p_set_point: str = ""            # charging power setpoint (>= 0, drawn)
+
+    @property
+    def stored(self) -> bool:
+        return self.store_kwh > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,15 +170,22 @@ class IceStore:
     charge_hours: tuple[int, int]    # local [start, end) hours, may wrap midnight
     level_point: str                 # frac of capacity
     melt_set_point: str
+    mode_set_point: str = ""         # 0 idle, 1 charge (its chillers make ice), 2 melt
 
 
 @dataclass(frozen=True, slots=True)
 class Renewable:
     name: str
     kind: str                        # "pv" | "wind"
-    p_rated_kw: float
-    p_set_point: str                 # curtailment limit, passive sign (<= 0)
+    p_rated_kw: float                # for a SunSpec inverter: its WMax (AC rating)
+    p_set_point: str                 # curtailment limit, passive sign (<= 0); "" if by percent
     p_point: str = ""
+    # SunSpec model 123: WMaxLimPct (percent of p_rated_kw) and WMaxLim_Ena (1 while limiting)
+    limit_pct_point: str = ""
+    limit_ena_point: str = ""
+    # what the plant could deliver now (kW, >= 0), curtailed or not: the forecasts' history,
+    # which would otherwise learn the curtailment the controller itself asked for
+    avail_point: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +204,8 @@ class Load:
     critical: bool = False
     p_point: str = ""
     shed_set_point: str = ""         # kW of this load switched off (>= 0)
+    shed_frac_point: str = ""        # or: the fraction of it switched off (0..interruptible_frac)
+    forecast: str = ""               # the forecaster's target for this load (edge.forecast)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +373,7 @@ def _diesel(t: _Table, name: str) -> Diesel:
     return Diesel(name, t.num("p_max_kw", lo_open=True), t.num("min_load_frac", 0.0, hi=1.0),
                   t.num("fuel_g_per_kwh", lo_open=True), t.num("start_cost_cny", 0.0),
                   t.num("min_up_h", 0.0), t.num("min_down_h", 0.0), t.point("p_set_point"),
-                  t.point("running_point", ""))
+                  t.point("running_point", ""), t.point("run_set_point", ""))
 
 
 def _gas_boiler(t: _Table, name: str) -> GasBoiler:
@@ -355,8 +382,21 @@ def _gas_boiler(t: _Table, name: str) -> GasBoiler:
 
 
 def _electric_boiler(t: _Table, name: str) -> ElectricBoiler:
-    return ElectricBoiler(name, t.num("q_max_kw", lo_open=True),
-                          t.num("eta", 0.98, hi=1.0, lo_open=True), t.point("q_set_point"))
+    q_max, eta = t.num("q_max_kw", lo_open=True), t.num("eta", 0.98, hi=1.0, lo_open=True)
+    store = t.num("store_kwh", 0.0)
+    eb = ElectricBoiler(name, q_max, eta, t.point("q_set_point"), store,
+                        t.num("p_max_kw", q_max / eta if eta > 0 else q_max),
+                        t.num("loss_frac_per_h", 0.0, hi=1.0), t.point("stored_point", ""),
+                        t.point("p_set_point", ""))
+    if eb.stored:
+        for key, v in (("stored_point", eb.stored_point), ("p_set_point", eb.p_set_point)):
+            if not v:
+                t._err(key, "required when store_kwh > 0")
+    else:
+        for key in ("p_max_kw", "loss_frac_per_h", "stored_point", "p_set_point"):
+            if key in t.data:
+                t._err(key, "only for a boiler with a store (store_kwh > 0)")
+    return eb
 
 
 def _electric_chiller(t: _Table, name: str) -> ElectricChiller:
@@ -386,22 +426,36 @@ def _ice_store(t: _Table, name: str) -> IceStore:
                     t.num("release_eff", 1.0, hi=1.0, lo_open=True),
                     t.num("melt_max_kw", lo_open=True), t.num("loss_frac_per_h", 0.0, hi=1.0),
                     t.hours("charge_hours", (0, 24)), t.point("level_point"),
-                    t.point("melt_set_point"))
+                    t.point("melt_set_point"), t.point("mode_set_point", ""))
 
 
 def _renewable(kind: str) -> Callable[[_Table, str], Renewable]:
     def parse(t: _Table, name: str) -> Renewable:
-        return Renewable(name, kind, t.num("p_rated_kw", lo_open=True), t.point("p_set_point"),
-                         t.point("p_point", ""))
+        r = Renewable(name, kind, t.num("p_rated_kw", lo_open=True), t.point("p_set_point", ""),
+                      t.point("p_point", ""), t.point("limit_pct_point", ""),
+                      t.point("limit_ena_point", ""), t.point("avail_point", ""))
+        if bool(r.limit_pct_point) != bool(r.limit_ena_point):
+            t._err("limit_ena_point" if r.limit_pct_point else "limit_pct_point",
+                   "limit_pct_point and limit_ena_point go together")
+        if not r.p_set_point and not r.limit_pct_point:
+            t._err("p_set_point", "required (or limit_pct_point with limit_ena_point)")
+        if r.p_set_point and r.limit_pct_point:
+            t._err("limit_pct_point", "either p_set_point or limit_pct_point, not both")
+        return r
     return parse
 
 
 def _load(t: _Table, name: str) -> Load:
     ld = Load(name, t.text("kind", "electric", ("electric", "heat", "cooling")),
               t.num("peak_kw", lo_open=True), t.num("interruptible_frac", 0.0, hi=1.0),
-              t.flag("critical", False), t.point("p_point", ""), t.point("shed_set_point", ""))
-    if ld.interruptible_frac > 0 and not ld.shed_set_point:
-        t._err("shed_set_point", "required when interruptible_frac > 0")
+              t.flag("critical", False), t.point("p_point", ""), t.point("shed_set_point", ""),
+              t.point("shed_frac_point", ""), t.text("forecast", ""))
+    if ld.interruptible_frac > 0 and not (ld.shed_set_point or ld.shed_frac_point):
+        t._err("shed_set_point", "required when interruptible_frac > 0 (or shed_frac_point)")
+    if ld.shed_set_point and ld.shed_frac_point:
+        t._err("shed_frac_point", "either shed_set_point or shed_frac_point, not both")
+    if ld.shed_frac_point and not ld.p_point:
+        t._err("p_point", "required with shed_frac_point (the fraction is of the measured load)")
     if ld.interruptible_frac > 0 and ld.kind != "electric":
         t._err("interruptible_frac", "only electric loads can be interrupted")
     return ld

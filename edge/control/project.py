@@ -65,6 +65,16 @@ def project_first(model: QpModel, x: Vec, td: TickData, lo: Vec, up: Vec) -> Fir
                 v[s] = v[s] * room / made
                 lb[s] = min(lb[s], v[s])
 
+    for eb in p.electric_boilers:
+        if not eb.stored:
+            continue
+        e0 = td.heat_store_kwh.get(eb.name, 0.0)
+        qs, ps = f"{eb.name}.q", f"{eb.name}.p"
+        ub[qs] = min(ub[qs], max(0.0, e0 / dt))
+        v[qs] = min(v[qs], ub[qs])
+        ub[ps] = min(ub[ps], max(0.0, (eb.store_kwh - e0 + v[qs] * dt) / (eb.eta * dt)))
+        v[ps] = min(v[ps], ub[ps])
+
     has = [s for s in v]
     chillers_c = [s for s in has if s.endswith(".c") and s.split(".")[0] in
                   {c.name for c in p.coolers} | {d.name for d in p.dual_chillers}]
@@ -81,7 +91,8 @@ def project_first(model: QpModel, x: Vec, td: TickData, lo: Vec, up: Vec) -> Fir
            "dump.h", "slack.h")
     # electricity: what the grid must bring (+) or take (-)
     demand = (td_first(td.elec_load_kw)
-              + sum(v[f"{e.name}.q"] / e.eta for e in p.electric_boilers)
+              + sum(v[f"{e.name}.p"] if e.stored else v[f"{e.name}.q"] / e.eta
+                    for e in p.electric_boilers)
               + sum(v[f"{c.name}.c"] / c.cop for c in p.electric_chillers if f"{c.name}.c" in v)
               + sum(v[f"{d.name}.c"] / d.cop_cool + v[f"{d.name}.ice"] / d.cop_ice
                     for d in p.dual_chillers if f"{d.name}.c" in v)

@@ -123,6 +123,7 @@ class TickData:
     prev_kw: Mapping[str, float]         # last first-step value per smoothed series (kW magnitude)
     objective: Objective
     grid_target_kw: Vec | None = None    # passive sign (+ export); NaN = none
+    heat_store_kwh: Mapping[str, float] = field(default_factory=dict)  # electric boilers' stores
 
 
 @dataclass(slots=True)
@@ -157,6 +158,9 @@ class QpModel:
         names += ["grid.imp", "grid.exp"]
         names += [f"{u.name}.p" for u in p.generators if u.name in self.units]
         names += [f"{u.name}.q" for u in p.heaters]
+        for eb in p.electric_boilers:
+            if eb.stored:                # charging power and stored heat
+                names += [f"{eb.name}.p", f"{eb.name}.e"]
         names += [f"{u.name}.c" for u in p.electric_chillers if u.name in self.units]
         for d in p.dual_chillers:
             if d.name in self.units:
@@ -218,7 +222,10 @@ class QpModel:
             put(h, f"{gb.name}.q", 1.0)
         for eb in p.electric_boilers:
             put(h, f"{eb.name}.q", 1.0)
-            put(e, f"{eb.name}.q", -1.0 / eb.eta)
+            if eb.stored:
+                put(e, f"{eb.name}.p", -1.0)
+            else:
+                put(e, f"{eb.name}.q", -1.0 / eb.eta)
         for ch in p.electric_chillers:
             if ch.name in self.units:
                 put(c, f"{ch.name}.c", 1.0)
@@ -258,6 +265,14 @@ class QpModel:
             for d in p.dual_chillers:
                 if d.name in self.units and d.ice_store == st.name:
                     put(r0, f"{d.name}.ice", -st.charge_eff * dt / E_MWH)
+        for eb in p.electric_boilers:
+            if eb.stored:
+                r0 = self.row_dyn[eb.name] = nrow
+                nrow += N
+                put(r0, f"{eb.name}.e", 1.0)
+                put(r0, f"{eb.name}.e", -(1.0 - eb.loss_frac_per_h * dt), shift=1)
+                put(r0, f"{eb.name}.p", -eb.eta * dt / E_MWH)
+                put(r0, f"{eb.name}.q", dt / E_MWH)
         self.m = nrow
         self.A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                                shape=(self.m, n))
@@ -316,6 +331,9 @@ class QpModel:
             r[f"{d.name}.c"], r[f"{d.name}.ice"] = d.cool_max_kw, d.ice_max_kw
         for g in p.heaters:
             r[f"{g.name}.q"] = g.q_max_kw
+        for eb in p.electric_boilers:
+            if eb.stored:
+                r[f"{eb.name}.p"] = eb.p_max_kw
         for s in p.ice_stores:
             r[f"{s.name}.melt"] = s.melt_max_kw
         return {k: v * 1e-3 for k, v in r.items() if k in self.series and v > 0}
@@ -386,8 +404,23 @@ class QpModel:
         for gb in p.gas_boilers:
             q[self.sl(f"{gb.name}.q")] = gas_kwh / gb.eta * dt
             up[self.sl(f"{gb.name}.q")] = gb.q_max_kw * mw
+        gas_heat = min((gas_kwh / gb.eta for gb in p.gas_boilers), default=np.inf)
         for eb in p.electric_boilers:
             up[self.sl(f"{eb.name}.q")] = eb.q_max_kw * mw
+            if not eb.stored:
+                continue
+            up[self.sl(f"{eb.name}.p")] = eb.p_max_kw * mw
+            up[self.sl(f"{eb.name}.e")] = eb.store_kwh * mw / E_MWH
+            # heat left in the store at the end is worth what it saves: electricity at the
+            # mean price, or gas where a boiler makes it cheaper
+            q[self.sl(f"{eb.name}.e").stop - 1] = (-min(mean_price / eb.eta, gas_heat) * 0.9
+                                                   * E_MWH)
+            r0 = self.row_dyn[eb.name]
+            e0 = ((1.0 - eb.loss_frac_per_h * dt[0]) * td.heat_store_kwh.get(eb.name, 0.0)
+                  * mw / E_MWH)
+            lo[r0] = up[r0] = e0
+            reach_dn = e0 - np.cumsum(eb.q_max_kw * mw * dt) / E_MWH
+            up[self.sl(f"{eb.name}.e")] = np.maximum(up[self.sl(f"{eb.name}.e")], reach_dn)
         for ch in p.electric_chillers:
             if ch.name in self.units:
                 on = td.on[ch.name]

@@ -10,9 +10,16 @@ rules read only the present: prices, measured state and step-0 expectations.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edge.control.plant import PlantModel
+from edge.control.points import (
+    diesel_points,
+    electric_boiler_points,
+    ice_store_points,
+    renewable_points,
+    shed_points,
+)
 
 __all__ = ["RuleContext", "RuleTable", "park_a", "park_b"]
 
@@ -27,6 +34,7 @@ class RuleTable:
     battery_charge_below_cny_per_kwh: float = 0.3
     battery_discharge_above_cny_per_kwh: float = 0.8
     ice_charge_hours: tuple[int, int] = (22, 6)
+    heat_store_charge_hours: tuple[int, int] = (22, 6)    # electric heat-storage boilers
     ice_melt_hours: tuple[tuple[int, int], ...] = ((8, 11), (13, 15), (18, 22))
 
 
@@ -43,6 +51,9 @@ class RuleContext:
     heat_kw: float
     cooling_kw: float
     renewable_kw: float
+    heat_store_kwh: Mapping[str, float] = field(default_factory=dict)  # missing: unknown
+    available_kw: Mapping[str, float] = field(default_factory=dict)   # per renewable asset
+    shed_load_kw: Mapping[str, float] = field(default_factory=dict)   # interruptible loads, unshed
 
 
 def _in(hour: int, span: tuple[int, int]) -> bool:
@@ -60,14 +71,19 @@ def _stage(need: float, units: list[tuple[str, float, float]]) -> dict[str, floa
     return out
 
 
-def _common(plant: PlantModel) -> dict[str, float]:
-    sp: dict[str, float] = {r.p_set_point: -r.p_rated_kw for r in plant.renewables}
-    sp.update({ld.shed_set_point: 0.0 for ld in plant.loads if ld.shed_set_point})
+def _common(plant: PlantModel, ctx: RuleContext) -> dict[str, float]:
+    """No curtailment and no shedding: the rules never ask for either."""
+    sp: dict[str, float] = {}
+    for r in plant.renewables:
+        sp.update(renewable_points(r, None, ctx.available_kw.get(r.name, r.p_rated_kw)))
+    for ld in plant.loads:
+        if ld.interruptible_frac > 0:
+            sp.update(shed_points(ld, 0.0, ctx.shed_load_kw.get(ld.name, 0.0)))
     return sp
 
 
 def park_a(plant: PlantModel, ctx: RuleContext, table: RuleTable = RuleTable()) -> dict[str, float]:
-    sp = _common(plant)
+    sp = _common(plant, ctx)
     heat_kw = 0.0
     chp_on = ctx.heat_kw > table.chp_heat_min_kw and ctx.gas_cny_per_m3 < table.chp_gas_max_cny_per_m3
     chp_units = [(c.name, c.p_max_kw, c.min_load_frac * c.p_max_kw) for c in plant.chps]
@@ -99,7 +115,7 @@ def park_a(plant: PlantModel, ctx: RuleContext, table: RuleTable = RuleTable()) 
     dg = _stage(net if diesel_on else 0.0,
                 [(d.name, d.p_max_kw, d.min_load_frac * d.p_max_kw) for d in plant.diesels])
     for d in plant.diesels:
-        sp[d.p_set_point] = -dg[d.name]
+        sp.update(diesel_points(d, dg[d.name], dg[d.name] > 0))
     for b in plant.batteries:
         s = ctx.soc_frac.get(b.name)
         p = 0.0
@@ -112,7 +128,7 @@ def park_a(plant: PlantModel, ctx: RuleContext, table: RuleTable = RuleTable()) 
 
 
 def park_b(plant: PlantModel, ctx: RuleContext, table: RuleTable = RuleTable()) -> dict[str, float]:
-    sp = _common(plant)
+    sp = _common(plant, ctx)
     h = ctx.local_hour
     cool = ctx.cooling_kw
     charging = _in(h, table.ice_charge_hours)
@@ -125,8 +141,9 @@ def park_b(plant: PlantModel, ctx: RuleContext, table: RuleTable = RuleTable()) 
             ice = charging and not full
             sp[d.mode_set_point] = 2.0 if ice else 0.0
             sp[d.cool_set_point] = -d.ice_max_kw if ice else 0.0
-        melt = min(st.melt_max_kw, cool, level * st.release_eff * 4.0) if melting else 0.0
-        sp[st.melt_set_point] = -melt
+        making = charging and not full and bool(makers)    # the store cannot melt meanwhile
+        melt = min(st.melt_max_kw, cool, level * st.release_eff * 4.0) if melting and not making else 0.0
+        sp.update(ice_store_points(st, melt, [(d, 2.0 if making else 0.0) for d in makers]))
         cool -= melt
     units = [(c.name, c.cool_max_kw, c.min_load_frac * c.cool_max_kw, c.cool_set_point, "")
              for c in sorted(plant.electric_chillers, key=lambda c: -c.cool_max_kw)]
@@ -139,12 +156,21 @@ def park_b(plant: PlantModel, ctx: RuleContext, table: RuleTable = RuleTable()) 
         if mode:
             sp[mode] = 1.0 if run[name] > 0 else 0.0
     heat = ctx.heat_kw
+    night = _in(h, table.heat_store_charge_hours)
+    for e in plant.electric_boilers:
+        # storage boilers: charge at full power by night, cover the heat from the store by day
+        # (as their own controller does); a plain electric boiler stays off (gas is cheaper)
+        if not e.stored:
+            sp.update(electric_boiler_points(e, 0.0))
+            continue
+        stored = ctx.heat_store_kwh.get(e.name, 0.0)
+        q = 0.0 if night else min(e.q_max_kw, max(0.0, heat), stored * 4.0)
+        sp.update(electric_boiler_points(e, q, e.p_max_kw if night else 0.0))
+        heat -= q
     for g in plant.gas_boilers:
         q = min(g.q_max_kw, max(0.0, heat))
         sp[g.q_set_point] = -q
         heat -= q
-    for e in plant.electric_boilers:
-        sp[e.q_set_point] = 0.0
     for b in plant.batteries:
         sp[b.p_set_point] = 0.0
     return sp

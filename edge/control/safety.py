@@ -46,8 +46,14 @@ def plant_limits(plant: PlantModel) -> dict[str, PointLimit]:
         lim[b.p_set_point] = PointLimit(-b.p_discharge_max_kw, b.p_charge_max_kw)
     for u in plant.generators:
         lim[u.p_set_point] = PointLimit(-u.p_max_kw, 0.0)
+    for dg in plant.diesels:
+        if dg.run_set_point:
+            lim[dg.run_set_point] = PointLimit(0.0, 1.0)
     for g in plant.heaters:
         lim[g.q_set_point] = PointLimit(-g.q_max_kw, 0.0)
+    for e in plant.electric_boilers:
+        if e.stored and e.p_set_point:
+            lim[e.p_set_point] = PointLimit(0.0, e.p_max_kw)
     for c in plant.electric_chillers:
         lim[c.cool_set_point] = PointLimit(-c.cool_max_kw, 0.0)
     for a in plant.absorption_chillers:
@@ -57,11 +63,19 @@ def plant_limits(plant: PlantModel) -> dict[str, PointLimit]:
         lim[d.mode_set_point] = PointLimit(0.0, 2.0)
     for s in plant.ice_stores:
         lim[s.melt_set_point] = PointLimit(-s.melt_max_kw, 0.0)
+        if s.mode_set_point:
+            lim[s.mode_set_point] = PointLimit(0.0, 2.0)
     for r in plant.renewables:
-        lim[r.p_set_point] = PointLimit(-r.p_rated_kw, 0.0, default=-r.p_rated_kw)
+        if r.p_set_point:
+            lim[r.p_set_point] = PointLimit(-r.p_rated_kw, 0.0, default=-r.p_rated_kw)
+        if r.limit_pct_point:
+            lim[r.limit_pct_point] = PointLimit(0.0, 100.0, default=100.0)
+            lim[r.limit_ena_point] = PointLimit(0.0, 1.0, default=0.0)
     for ld in plant.loads:
         if ld.shed_set_point:
             lim[ld.shed_set_point] = PointLimit(0.0, ld.interruptible_frac * ld.peak_kw)
+        if ld.shed_frac_point:
+            lim[ld.shed_frac_point] = PointLimit(0.0, ld.interruptible_frac)
     return lim
 
 

@@ -8,19 +8,20 @@ live in firmware-sims/.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
 from edge.control.controller import ControllerConfig
 from edge.control.inputs import Forecast, local_hour_month, tariff_from_table
-from edge.control.plant import PlantModel, plant_from_assets
+from edge.control.plant import PlantModel
 from edge.control.qp import Vec
-from edge.control.sites import park_assets, park_tariff
 from edge.model import PointValue, Quality, Snapshot
 
-__all__ = ["Park", "park"]
+__all__ = ["Park", "park", "site_tables"]
 
 # 2026-07-15 00:00 Asia/Shanghai: a summer weekday
 T0 = 1784044800.0
@@ -100,20 +101,38 @@ class Park:
 
     def snapshot(self, ts: float, soc_frac: float = 0.5, ice_frac: float = 0.3,
                  quality: Quality = Quality.GOOD, age_s: float = 0.0,
-                 loads_kw: dict[str, float] | None = None) -> Snapshot:
+                 loads_kw: dict[str, float] | None = None, heat_store_frac: float = 0.5) -> Snapshot:
         pts: dict[str, PointValue] = {}
         for b in self.plant.batteries:
             pts[b.soc_point] = PointValue(soc_frac, "frac", quality, ts - age_s)
         for s in self.plant.ice_stores:
             pts[s.level_point] = PointValue(ice_frac, "frac", quality, ts - age_s)
+        for e in self.plant.electric_boilers:
+            if e.stored:
+                pts[e.stored_point] = PointValue(heat_store_frac * e.store_kwh, "kWh", quality,
+                                                 ts - age_s)
         for name, v in (loads_kw or {}).items():
             ld = next(x for x in self.plant.loads if x.name == name)
             pts[ld.p_point] = PointValue(v, "kW", Quality.GOOD, ts)
         return Snapshot(ts, pts)
 
 
+@lru_cache(maxsize=2)
+def _site(name: str) -> Any:
+    from edge.config import embedded_site_path, load_site  # the shipped site files
+
+    return load_site(embedded_site_path(f"park-{name}"))
+
+
+def site_tables(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Copies of the ``[assets]`` and ``[tariff]`` tables of edge/sites/park-{a,b}.toml."""
+    raw = _site(name).raw
+    return copy.deepcopy(dict(raw["assets"])), copy.deepcopy(dict(raw["tariff"]))
+
+
 def park(name: str, **config: object) -> Park:
-    """``park("a")`` or ``park("b")`` with its plant, tariff and a controller config."""
-    plant = plant_from_assets(park_assets(name), timezone="Asia/Shanghai")
-    tariff = tariff_from_table(park_tariff(name))
+    """``park("a")`` or ``park("b")``: the site file's plant and tariff with a controller config."""
+    site = _site(name)
+    plant: PlantModel = site.plant
+    tariff = tariff_from_table(site.raw["tariff"])
     return Park(name, plant, ControllerConfig(plant, tariff, **config))  # type: ignore[arg-type]

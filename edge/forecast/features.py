@@ -221,17 +221,20 @@ def postprocess(
     bucket_ends: Sequence[int],
     clip: tuple[float, float],
     dark: NDArray[np.bool_] | None = None,
+    min_half_width: float = 0.0,
 ) -> F64:
     """Calibrated, clipped, non-crossing (P10, P50, P90) from the raw model output.
 
-    ``calibration[b]`` scales (P50-P10, P90-P50) in lead bucket ``b``; ``dark``
-    marks steps without sun, where generation is zero.
+    ``calibration[b]`` scales (P50-P10, P90-P50), each first floored at
+    ``min_half_width``, in lead bucket ``b``; ``dark`` marks steps without
+    sun, where generation is zero.
     """
     qq = np.asarray(q, dtype=np.float64)
     c = np.asarray(calibration, dtype=np.float64)[np.searchsorted(bucket_ends, leads)]
     mid = qq[:, 1]
     out = np.column_stack(
-        [mid - c[:, 0] * (mid - qq[:, 0]), mid, mid + c[:, 1] * (qq[:, 2] - mid)]
+        [mid - c[:, 0] * np.maximum(mid - qq[:, 0], min_half_width), mid,
+         mid + c[:, 1] * np.maximum(qq[:, 2] - mid, min_half_width)]
     )
     out = np.sort(np.clip(out, clip[0], clip[1]), axis=1)
     if dark is not None:

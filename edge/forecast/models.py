@@ -36,6 +36,7 @@ class LoadedModel:
     bucket_ends: tuple[int, ...]
     clip_scaled: tuple[float, float]
     zero_without_sun: bool
+    min_half_width: float
     sha256: str
     signature: tuple[int, ...]
 
@@ -93,6 +94,7 @@ def load_model(onnx_path: Path) -> LoadedModel:
         calibration = tuple((float(a), float(b)) for a, b in post["interval_calibration"])
         bucket_ends = tuple(int(b[1]) for b in post["lead_buckets"])
         clip = (float(post["clip_scaled"][0]), float(post["clip_scaled"][1]))
+        min_half_width = float(post.get("min_half_width_scaled", 0.0))
         scale = float(card["scale_kw"])
         want_in, want_out = spec["inputs"], spec["outputs"]
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
@@ -123,6 +125,6 @@ def load_model(onnx_path: Path) -> LoadedModel:
         input_name=session.get_inputs()[0].name, output_name=session.get_outputs()[0].name,
         features=features, requires_weather=weather, scale_kw=scale, calibration=calibration,
         bucket_ends=bucket_ends, clip_scaled=clip,
-        zero_without_sun=bool(post.get("zero_without_sun", False)),
+        zero_without_sun=bool(post.get("zero_without_sun", False)), min_half_width=min_half_width,
         sha256=hashlib.sha256(raw).hexdigest(), signature=signature,
     )

@@ -41,6 +41,8 @@ TARGETS = ("pv", "wind", "office", "hospital", "data_centre", "heating", "coolin
 _GENERATION = frozenset({"pv", "wind"})
 # Used when a model's card is missing too; otherwise the card's validated choice.
 _DEFAULT_BASELINE = {"pv": "clear_sky_yesterday", "wind": "last_value"}
+# A model that needs no weather forecast, used when the target's own model lacks it.
+_NO_WEATHER_VARIANT = {"pv": "pv_clearsky"}
 _SKILL_STEPS = 7 * DAY
 _MAX_GAP = 4  # steps of missing history filled by interpolation
 
@@ -53,8 +55,8 @@ class TargetForecast:
     p10_kw: F64
     p50_kw: F64
     p90_kw: F64
-    source: str  # "model" or "baseline:<name>"
-    reason: str  # why a baseline is in force; "" for the model
+    source: str  # "model", "model:<variant>" (e.g. pv_clearsky without weather) or "baseline:<name>"
+    reason: str  # why a baseline or a variant is in force; "" for the model
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +141,12 @@ class Forecaster:
         self._targets = {t: _Target(t, self.model_dir / f"{t}.onnx",
                                     baseline=_DEFAULT_BASELINE.get(t, "last_week"))
                          for t in targets}
+        self._variants = {t: _Target(v, self.model_dir / f"{v}.onnx")
+                          for t, v in _NO_WEATHER_VARIANT.items() if t in self._targets}
         self._step: int | None = None
         self._last: Forecast | None = None
         self.notes: list[str] = []
-        for t in self._targets.values():
+        for t in [*self._targets.values(), *self._variants.values()]:
             self._reload(t, at_start=True)
 
     # ------------------------------------------------------------ models
@@ -227,6 +231,8 @@ class Forecaster:
             n = min(len(a) for a in arrays)
             hist["electric_total"] = sum(a[len(a) - n:] for a in arrays)  # type: ignore[assignment]
         out = {}
+        for v in self._variants.values():
+            self._reload(v)
         for t in self._targets.values():
             self._reload(t)
             out[t.name] = self._one(t, step, ctx, hist.get(t.name), weather)
@@ -251,21 +257,31 @@ class Forecaster:
         else:
             m = t.model
             wx, why = _weather_for(m, weather)
-            if why:
+            v = self._variants.get(t.name)
+            if why and v is not None and v.model is not None and not v.model.requires_weather:
+                m, wx = v.model, {}  # the no-weather variant: a model, though a weaker one
+                reason = f"{t.name}: {why}: {v.name} model (clear sky and history) in force"
+            if why and m is t.model:
                 reason, category = f"{t.name}: lacks inputs: {why}", "lacks_inputs"
             elif len(y_kw) < HISTORY_STEPS or not np.isfinite(y_kw[-HISTORY_STEPS:]).all():
                 reason = (f"{t.name}: lacks inputs: history needs {HISTORY_STEPS} steps without "
                           f"gaps over {_MAX_GAP}, has {int(np.isfinite(y_kw).sum())} of {len(y_kw)}")
                 category = "lacks_inputs"
             else:
+                note = reason
                 fc, reason = self._run(t, m, y_kw, y_first, ctx, origins, leads, wx)
                 category = "inference_error" if fc is None else ""
+                if fc is not None and m is not t.model:
+                    t.fallback_total["no_weather_variant"] = (
+                        t.fallback_total.get("no_weather_variant", 0) + 1)
+                    fc = TargetForecast(t.name, fc.p10_kw, fc.p50_kw, fc.p90_kw,
+                                        f"model:{m.target}", note)
         if fc is None:
             t.fallback_total[category] = t.fallback_total.get(category, 0) + 1
             t.source, t.reason = f"baseline:{t.baseline}", reason
             fc = TargetForecast(t.name, base[0], base[1], base[2], t.source, reason)
         else:
-            t.source, t.reason = "model", ""
+            t.source, t.reason = fc.source, fc.reason
         t.skill.issued.append((step, fc.p50_kw, base[1]))
         return fc
 
@@ -283,7 +299,8 @@ class Forecaster:
         t.inference_seconds = time.perf_counter() - t0
         dark = (ctx.ghi_cs_w_m2[origins + leads - 1 - ctx.first] <= 0.0
                 if m.zero_without_sun else None)
-        q = postprocess(raw, leads, m.calibration, m.bucket_ends, m.clip_scaled, dark) * m.scale_kw
+        q = postprocess(raw, leads, m.calibration, m.bucket_ends, m.clip_scaled, dark,
+                        m.min_half_width) * m.scale_kw
         if not np.isfinite(q).all():
             return None, f"{m.path}: model returned non-finite values"
         return TargetForecast(t.name, q[:, 0], q[:, 1], q[:, 2], "model", ""), ""

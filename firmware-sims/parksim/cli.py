@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from .physics import SITES
 
@@ -32,6 +33,10 @@ def _add_serve(p: argparse.ArgumentParser) -> None:
                    help="OPC UA: allow this login (anonymous is then off)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a site option, e.g. --set pv_kwp=5000")
+    p.add_argument("--extra-points", type=int, default=0, metavar="N",
+                   help="serve N more read-only points, half Modbus, half OPC UA (load tests)")
+    p.add_argument("--extra-devices-toml", default=None, metavar="FILE",
+                   help="write the extra points' [[devices]] tables (with their endpoints) to FILE")
 
 
 def _parse_start(text: str | None) -> datetime | None:
@@ -50,13 +55,21 @@ async def _serve(args: argparse.Namespace) -> int:
     sim = SimPark(args.site, seed=args.seed, speed=args.speed, step_s=args.step_s,
                   start_utc=_parse_start(args.start), host=args.host, base_port=args.base_port,
                   heartbeat_timeout_s=args.heartbeat_timeout_s, options=options,
-                  opcua=OpcUaOptions(secure=args.secure, users=users))
-    endpoints = await sim.start()
-    for e in endpoints:
-        print(e.line(), flush=True)
+                  opcua=OpcUaOptions(secure=args.secure, users=users), extra_points=args.extra_points)
+    # Before the endpoints are printed: whoever reads them may stop us at once.
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, sim._stopping.set)
+    endpoints = await sim.start()
+    for e in endpoints:
+        print(e.line(), flush=True)
+    if args.extra_devices_toml:
+        # Written whole (renamed into place) after the endpoint lines: once it exists,
+        # every line is out.
+        out = Path(args.extra_devices_toml)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(sim.extra_devices_toml(), encoding="utf-8")
+        tmp.replace(out)
     await sim.run()
     await sim.stop()
     return 0
@@ -66,8 +79,21 @@ def _run_serve(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(args))
 
 
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    from .evaluate.cli import add_arguments
+
+    add_arguments(p)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate.cli import run
+
+    return run(args)
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "serve": (_add_serve, _run_serve),
+    "evaluate": (_add_evaluate, _run_evaluate),
 }
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from .clock import SimClock
 from .physics import Park, build_park
 from .protocols import opcmap, regmap
+from .protocols.extra import EXTRA_MODBUS_OFFSET, ExtraValues, devices_toml
 from .protocols.faults import Faults
 from .protocols.modbus_server import SimModbusServer
 from .protocols.opcua_server import OpcUaOptions, SimOpcUaServer
@@ -70,7 +71,8 @@ class SimPark:
                  start_utc: datetime | None = None, host: str = "127.0.0.1",
                  base_port: int | None = None, heartbeat_timeout_s: float = 10.0,
                  meas_noise_frac: float = 0.002, opcua: OpcUaOptions | None = None,
-                 weather: str | None = None, options: Mapping[str, float] | None = None) -> None:
+                 weather: str | None = None, options: Mapping[str, float] | None = None,
+                 extra_points: int = 0) -> None:
         self.site = site
         self.host = host
         self.step_s = step_s
@@ -88,8 +90,13 @@ class SimPark:
         self.fallbacks: dict[str, int] = {}
         self.extra: dict[str, float] = {}
         self.modbus: dict[str, SimModbusServer] = {}
-        self.opcua = SimOpcUaServer(site, opcmap.site_points(site), self.faults, self._on_write,
-                                    opcua) if opcmap.site_points(site) else None
+        if extra_points < 0:
+            raise ValueError(f"extra_points must be >= 0, got {extra_points}")
+        # Load-test telemetry (protocols/extra.py): read-only, no effect on the physics.
+        self.extra_telemetry = ExtraValues(extra_points, seed) if extra_points > 0 else None
+        opc_points = opcmap.site_points(site) + (self.extra_telemetry.opcua if self.extra_telemetry else [])
+        self.opcua = SimOpcUaServer(site, opc_points, self.faults, self._on_write,
+                                    opcua) if opc_points else None
         self.endpoints: list[Endpoint] = []
         # Keys written by clients only (heartbeats, CtrlHb) read 0 until first written.
         self._write_only = {p.key for _, _, maps in modbus_layout(site).values()
@@ -147,6 +154,8 @@ class SimPark:
         m.update(self.hb_value)
         m.update(self.extra)
         m["grid.hz"] = 50.0
+        if self.extra_telemetry is not None:
+            m.update(self.extra_telemetry.values(m))
         if "pv1.p_kw" in m:
             m["pv1.sunspec_state"] = 5.0 if m.get("pv1.w_max_lim_ena", 0) and m["pv1.remote"] else (
                 4.0 if m["pv1.p_kw"] < 0 else 2.0)
@@ -162,7 +171,10 @@ class SimPark:
     async def start(self) -> list[Endpoint]:
         """Start every server (base_port 0: each on a free port); returns the endpoints."""
         self.endpoints = []
-        for name, (offset, rtu, maps) in modbus_layout(self.site).items():
+        layout = modbus_layout(self.site)
+        if self.extra_telemetry is not None and self.extra_telemetry.modbus:
+            layout["extra"] = (EXTRA_MODBUS_OFFSET, False, self.extra_telemetry.modbus)
+        for name, (offset, rtu, maps) in layout.items():
             srv = SimModbusServer(maps, self.faults, self._on_write, rtu=rtu)
             port = await srv.start(self.host, self.base_port + offset if self.base_port else 0)
             self.modbus[name] = srv
@@ -210,6 +222,14 @@ class SimPark:
             await srv.stop()
         if self.opcua is not None:
             await self.opcua.stop()
+
+    def extra_devices_toml(self) -> str:
+        """The extra points as site-file ``[[devices]]`` tables, with the endpoints they are served on."""
+        if self.extra_telemetry is None:
+            return ""
+        mb = self.modbus.get("extra")
+        modbus_url = f"tcp://{self.host}:{mb.port}" if mb is not None else ""
+        return devices_toml(self.extra_telemetry, modbus_url, self.opcua.url if self.opcua else "", self.site)
 
     @property
     def namespace_uri(self) -> str:

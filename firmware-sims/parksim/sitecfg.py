@@ -1,6 +1,7 @@
 """Renders the device part of a site file from the sims' own register maps.
 
-Used to write edge/sites/*.toml (``python -m parksim.sitecfg park-a``); the test
+Used to write edge/sites/*.toml (``python -m parksim.sitecfg park-a --write
+edge/sites/park-a.toml`` re-renders the devices part in place); the test
 tests/sims/test_site_configs.py then checks the files against the running servers,
 so the files stay the truth a field engineer reads.
 """
@@ -96,5 +97,31 @@ def render_devices(site: str) -> str:
     return "\n".join(out)
 
 
+DEVICES_MARKER = "# --- devices:"
+ASSETS_MARKER = "# --- [assets]"
+
+
+def rewrite_devices(site: str, text: str) -> str:
+    """A site file's text with the part between its devices and [assets] markers re-rendered.
+
+    The hand-written sections above (site, store, tariff, ...) and the ``[assets]``
+    below the marker are kept as they are.
+    """
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, ln in enumerate(lines) if ln.startswith(DEVICES_MARKER)), None)
+    end = next((i for i, ln in enumerate(lines) if ln.startswith(ASSETS_MARKER)), None)
+    if start is None or end is None or end < start:
+        raise ValueError(f"the file needs a '{DEVICES_MARKER} ...' line, then a '{ASSETS_MARKER} ...' line")
+    return "".join(lines[: start + 1]) + "\n" + render_devices(site) + "\n" + "".join(lines[end:])
+
+
 if __name__ == "__main__":
-    print(render_devices(sys.argv[1]))
+    # python -m parksim.sitecfg park-a                       : print the [[devices]] part
+    # python -m parksim.sitecfg park-a --write FILE          : re-render it inside FILE
+    if len(sys.argv) == 4 and sys.argv[2] == "--write":
+        from pathlib import Path
+
+        path = Path(sys.argv[3])
+        path.write_text(rewrite_devices(sys.argv[1], path.read_text(encoding="utf-8")), encoding="utf-8")
+    else:
+        print(render_devices(sys.argv[1]))

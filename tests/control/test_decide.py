@@ -181,7 +181,7 @@ def test_rules_controller_same_interface(park_a: Park, park_b: Park) -> None:
     noon = park_b.snapshot(T0 + 12 * 3600, ice_frac=0.6)
     d, _ = decide_rules(noon, park_b.forecast(T0), None, ControllerState.fresh(park_b.config))
     assert d.setpoints["ice1.melt_set_kw"] == 0.0        # 11-13: base-load chillers, ice idle
-    assert d.setpoints["bch1.cool_set_kw"] < 0
+    assert d.setpoints["bch1.q_set_kw"] < 0
     d, _ = decide_rules(park_b.snapshot(T0 + 9 * 3600, ice_frac=0.6), park_b.forecast(T0), None,
                         ControllerState.fresh(park_b.config))
     assert d.setpoints["ice1.melt_set_kw"] < 0           # 08-11: melt

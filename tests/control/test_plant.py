@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from edge.control import AssetsInvalid, plant_from_assets, tariff_from_table
-from edge.control.sites import park_assets, park_tariff
+from edge.control.scenario import site_tables
+
+
+def park_assets(name: str) -> dict:  # type: ignore[type-arg]
+    return site_tables(name)[0]
+
+
+def park_tariff(name: str) -> dict:  # type: ignore[type-arg]
+    return site_tables(name)[1]
 
 
 def test_reference_parks_parse() -> None:
@@ -16,9 +24,13 @@ def test_reference_parks_parse() -> None:
     b = plant_from_assets(park_assets("b"), timezone="Asia/Shanghai")
     assert [x.name for x in a.chps] == ["chp1", "chp2"]
     assert a.batteries[0].capacity_kwh == 40000 and a.batteries[0].eta_charge == 0.92
-    assert a.loads[2].interruptible_frac == 0.3
+    assert a.loads[2].interruptible_frac == 0.3 and a.loads[2].shed_frac_point == "dc1.shed_frac"
+    assert a.diesels[0].run_set_point == "dg1.run_cmd"
+    assert a.renewables[0].limit_pct_point == "pv1.w_max_lim_pct" and not a.renewables[0].p_set_point
     assert len(b.dual_chillers) == 4 and b.ice_stores[0].charge_hours == (22, 6)
     assert [u.name for u in b.switched][:2] == ["bch1", "bch2"]
+    assert b.ice_stores[0].mode_set_point == "ice1.mode_set"
+    assert [e.store_kwh for e in b.electric_boilers] == [18000, 18000]
 
 
 def test_every_error_has_a_key_path() -> None:
@@ -27,7 +39,7 @@ def test_every_error_has_a_key_path() -> None:
     assets["battery"]["bess1"]["colour"] = "red"
     assets["chp"]["chp1"]["eta_elec"] = 1.5
     assets["pv"]["pv1"]["p_set_point"] = "no-dot"
-    assets["load"]["datacentre"]["shed_set_point"] = ""
+    del assets["load"]["datacentre"]["shed_frac_point"]
     assets["turbine"] = {}
     with pytest.raises(AssetsInvalid) as ei:
         plant_from_assets(assets, timezone="Mars/Olympus")

@@ -148,3 +148,15 @@ def test_named_orders_on_a_known_value() -> None:
     assert encode(0x11223344, DataType.UINT32, order=Order.BADC) == [0x2211, 0x4433]
     assert encode(0x11223344, DataType.UINT32, order=Order.CDAB) == [0x3344, 0x1122]
     assert encode(0x1122, DataType.UINT16, order=Order.DCBA) == [0x2211]
+
+
+def test_negative_scale_writes_the_devices_own_sign() -> None:
+    """A park setpoint <= 0 on a device that takes its output positive (scale -1)."""
+    assert encode(-1500.0, DataType.UINT16, scale=-1.0) == [1500]
+    assert decode([1500], DataType.UINT16, scale=-1.0) == -1500.0
+    assert encode(-2000.0, DataType.INT16, scale=-1.0) == [2000]
+    regs = encode(-4000.0, DataType.FLOAT32, scale=-1.0, order=Order.CDAB)
+    assert decode(regs, DataType.FLOAT32, scale=-1.0, order=Order.CDAB) == -4000.0
+    assert encode(0.0, DataType.FLOAT32, scale=-1.0) == [0, 0]          # no signed zero
+    with pytest.raises(CodecError):
+        encode(100.0, DataType.UINT16, scale=-1.0)                      # raw -100: not a uint16

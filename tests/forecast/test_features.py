@@ -67,7 +67,7 @@ def test_onnx_equals_sklearn_on_a_freshly_trained_model() -> None:
     assert onnx_export.max_abs_diff(model, models, x) < 1e-5
 
 
-@pytest.mark.parametrize("target", ["pv", "wind", "office", "hospital", "data_centre", "heating",
+@pytest.mark.parametrize("target", ["pv", "pv_clearsky", "wind", "office", "hospital", "data_centre", "heating",
                                     "cooling", "electric_total"])
 def test_shipped_model_matches_its_card(target: str) -> None:
     card = json.loads((SHIPPED / f"{target}.card.json").read_text())

@@ -175,3 +175,22 @@ def test_state_is_json(model_dir: Path) -> None:
     doc = json.loads(json.dumps(fc.state()))
     assert set(doc["targets"]) == {"office", "pv", "wind"}
     assert doc["targets"]["wind"]["source"].startswith("baseline")
+
+
+def test_pv_without_plan_weather_uses_the_clear_sky_variant(model_dir: Path) -> None:
+    import shutil
+
+    from tests.forecast.conftest import SHIPPED
+
+    for ext in (".onnx", ".card.json"):
+        shutil.copy(SHIPPED / f"pv_clearsky{ext}", model_dir)
+    fc = _forecaster(model_dir, ("pv",))
+    pv = np.tile(np.clip(np.sin(np.linspace(-np.pi, np.pi, 96)), 0, None) * 5000, 9)
+    o = fc.update(T0, {"pv": pv}).targets["pv"]
+    assert o.source == "model:pv_clearsky"
+    assert "ghi_w_m2" in o.reason and "pv_clearsky" in o.reason
+    assert fc.state()["targets"]["pv"]["fallback_total"] == {"no_weather_variant": 1}
+    assert o.p10_kw.min() >= 0.0 and o.p90_kw.max() <= 8500.0
+    assert (o.p10_kw <= o.p50_kw).all() and (o.p50_kw <= o.p90_kw).all()
+    wx = {"ghi_w_m2": np.full(HORIZON, 300.0), "temp_c": np.full(HORIZON, 25.0)}
+    assert fc.update(T0 + STEP_S, {"pv": pv}, wx).targets["pv"].source == "model"

@@ -122,7 +122,7 @@ def test_battery_follows_setpoint_and_stops_at_soc_limits() -> None:
 
 def test_diesel_honours_minimum_up_and_down_times() -> None:
     park = build_park("park-a", seed=0, start_utc=START)
-    park.apply({"dg1.run_cmd": 1, "dg1.p_set_kw": 100.0})
+    park.apply({"dg1.run_cmd": 1, "dg1.p_set_kw": -100.0})  # passive: 100 kW generated
     f = park.step(900.0)
     assert f.electric_kw["dg1"] == -600.0  # minimum load 30 % of 2 MW
     park.apply({"dg1.run_cmd": 0})
@@ -135,14 +135,14 @@ def test_diesel_honours_minimum_up_and_down_times() -> None:
 
 def test_ice_store_charges_and_melts_with_its_efficiencies() -> None:
     park = build_park("park-b", seed=0, start_utc=START.replace(hour=15))  # 23:00 local
-    park.apply({"ice1.mode_set": 1, "dch1.mode_set": 2, "dch1.q_set_kw": 3165.0})
+    park.apply({"ice1.mode_set": 1, "dch1.mode_set": 2, "dch1.q_set_kw": -3165.0})
     park.step(1800.0)  # mode change: first the minimum off time has long passed
     f = park.step(3600.0)
     ice = park.devices["ice1"]
     assert f.electric_kw["dch1"] == 3165.0 / 3.8
     assert ice.q_charge_kw == 3165.0
     stored = ice.stored_kwh
-    park.apply({"ice1.mode_set": 2, "ice1.melt_set_kw": 2000.0, "dch1.mode_set": 0})
+    park.apply({"ice1.mode_set": 2, "ice1.melt_set_kw": -2000.0, "dch1.mode_set": 0})
     f = park.step(3600.0)
     assert f.cool_supply_kw["ice1"] == 2000.0
     expected = stored - 2000.0 / 0.96
@@ -159,3 +159,30 @@ def test_load_scaling_hits_the_stated_peaks_and_energies() -> None:
     hosp = sc["hospital"](doe_shapes()["hospital"])
     assert math.isclose(hosp.max(), 1800.0)
     assert math.isclose(hosp.reshape(365, 24).sum(axis=1).mean(), 32_000.0, rel_tol=1e-9)
+
+
+def test_setpoints_take_the_passive_sign_like_the_measurements() -> None:
+    """What a unit delivers is negative, in its setpoint as in its measurement."""
+    park = build_park("park-a", seed=0, start_utc=START.replace(hour=4))  # 12:00 local
+    limits = park.setpoint_limits()
+    for key in ("chp1.p_set_kw", "dg1.p_set_kw", "ch1.q_set_kw", "absc1.q_set_kw", "wind1.p_limit_kw"):
+        assert limits[key].max == 0.0 and limits[key].min < 0.0, key
+    assert limits["wind1.p_limit_kw"].default == limits["wind1.p_limit_kw"].min  # no limit
+    assert limits["bess1.p_set_kw"].min < 0.0 < limits["bess1.p_set_kw"].max
+    assert park.check("chp1.p_set_kw", 3000.0) is not None  # the device convention is refused
+    assert park.apply({"chp1.p_set_kw": -3000.0, "ch1.q_set_kw": -1500.0, "wind1.p_limit_kw": -1000.0}) == {}
+    f = park.step(900.0)
+    assert f.electric_kw["chp1"] == -3000.0 and park.measurements()["chp1.p_kw"] == -3000.0
+    assert park.measurements()["chp1.p_set_kw"] == -3000.0
+    assert f.cool_supply_kw["ch1"] == 1500.0
+    assert -1000.0 - 1e-9 <= f.electric_kw["wind1"] <= 0.0
+    b = build_park("park-b", seed=0, start_utc=START.replace(hour=4))
+    lb = b.setpoint_limits()
+    for key in ("dch1.q_set_kw", "bch1.q_set_kw", "sch1.q_set_kw", "gb1.q_set_kw", "ehb1.q_set_kw",
+                "ice1.melt_set_kw"):
+        assert lb[key].max == 0.0 and lb[key].min < 0.0, key
+    assert lb["ehb1.p_set_kw"].min == 0.0 < lb["ehb1.p_set_kw"].max  # charging draws: positive
+    assert b.apply({"gb1.q_set_kw": -2000.0, "ehb1.q_set_kw": -1000.0, "ehb1.p_set_kw": 500.0}) == {}
+    f = b.step(900.0)
+    assert f.heat_supply_kw["gb1"] == 2000.0 and f.heat_supply_kw["ehb1"] == 1000.0
+    assert f.electric_kw["ehb1"] == 500.0

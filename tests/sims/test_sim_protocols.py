@@ -91,6 +91,34 @@ async def test_refused_modbus_setpoint_changes_nothing(park_a: SimPark) -> None:
         c.close()
 
 
+async def test_negative_scale_modbus_setpoints_reach_the_park_in_its_sign(park_a: SimPark) -> None:
+    """dg1.p_set_kw is uint16 output-positive on the wire and <= 0 in the park (scale -1)."""
+    c, unit = await _client(park_a, "dg1")
+    try:
+        r = await c.write_register(1, 1500, device_id=unit)
+        assert not r.isError()
+        assert park_a.park.devices["dg1"].sp["p_set_kw"] == -1500.0
+        r = await c.write_register(1, 2500, device_id=unit)  # -2500 kW: beyond the rating
+        assert r.isError() and r.exception_code == 3
+        assert park_a.park.devices["dg1"].sp["p_set_kw"] == -1500.0
+        await park_a.step_once(1.0)
+        rr = await c.read_holding_registers(1, count=1, device_id=unit)
+        assert rr.registers == [1500]
+    finally:
+        c.close()
+    c, unit = await _client(park_a, "wind1")
+    try:
+        r = await c.write_registers(106, _f32(1000.0), device_id=unit)
+        assert not r.isError()
+        assert park_a.park.devices["wind1"].sp["p_limit_kw"] == -1000.0
+        await park_a.step_once(60.0)
+        assert -1000.0 - 1e-6 <= park_a.values()["wind1.p_kw"] <= 0.0
+        r = await c.write_registers(106, _f32(-10.0), device_id=unit)  # +10 kW: not a limit
+        assert r.isError() and r.exception_code == 3
+    finally:
+        c.close()
+
+
 async def test_refused_opcua_setpoint_is_bad_out_of_range(park_a: SimPark) -> None:
     url = endpoint(park_a, "chp1").url
     async with Client(url) as cl:
@@ -102,9 +130,13 @@ async def test_refused_opcua_setpoint_is_bad_out_of_range(park_a: SimPark) -> No
         assert not park_a.park.devices["chp1"].remote
         assert park_a.refused["chp1"] == 1
         await sp.write_value(ua.Variant(3_000.0, ua.VariantType.Double))
+        # written in the device's convention (output positive), taken in the park's (scale -1)
+        assert park_a.park.devices["chp1"].sp["p_set_kw"] == -3_000.0
         await park_a.step_once(60.0)
         power = cl.get_node(f"ns={ns};s=Chp1.ElectricPower_kW")
         assert await power.read_value() == pytest.approx(3_000.0)
+        assert await sp.read_value() == pytest.approx(3_000.0)  # served back as written
+        assert park_a.park.last is not None and park_a.park.last.electric_kw["chp1"] == -3_000.0
         eu = await power.get_child([ua.QualifiedName("EngineeringUnits", 0)])
         assert (await eu.read_value()).DisplayName.Text == "kW"
 

@@ -5,9 +5,17 @@ it is under remote control. ``remote`` becomes True with the first accepted
 setpoint; ``fallback()`` returns it to its local default (battery idle, CHP
 heat-led, chillers and boilers on their own thermostat, diesel off).
 
-Powers here are magnitudes (>= 0) unless the name says otherwise; the park's bus
-sign (positive = drawn from the bus) is applied in ``park.py``. The battery's
-``p_kw`` is already in bus sign: positive = charging.
+Internal powers here are magnitudes (>= 0) unless the name says otherwise; the
+park's bus sign (positive = drawn from the bus) is applied in ``park.py``. The
+battery's ``p_kw`` is already in bus sign: positive = charging.
+
+Setpoints (``sp``, ``limits``) are in the park's passive sign, like the
+measurements: what a unit generates or delivers is negative (``chp1.p_set_kw =
+-3000`` asks for 3 MW; chillers', boilers' and the ice store's delivery
+setpoints are <= 0; the wind farm's limit is <= 0), what it draws is positive
+(battery charge, heat-storage boiler charge). The served register and node
+tables turn them into the devices' own "output positive" convention with
+``scale = -1``, exactly as they do for the measurements.
 """
 
 from __future__ import annotations
@@ -121,11 +129,12 @@ class WindFarm(Device):
     energy_kwh: float = 0.0
 
     def limits(self) -> dict[str, Limit]:
-        return {"p_limit_kw": Limit(0.0, self.rated_kw, "kW", self.rated_kw)}
+        # passive sign: the limit on what the farm delivers, -rated_kw = no limit
+        return {"p_limit_kw": Limit(-self.rated_kw, 0.0, "kW", -self.rated_kw)}
 
     def cap_kw(self, avail_kw: float) -> float:
         cap = min(avail_kw, self.rated_kw)
-        return min(cap, self.sp["p_limit_kw"]) if self.remote else cap
+        return min(cap, -self.sp["p_limit_kw"]) if self.remote else cap
 
 
 @dataclass
@@ -148,13 +157,13 @@ class Chp(Device):
     energy_kwh: float = 0.0
 
     def limits(self) -> dict[str, Limit]:
-        return {"p_set_kw": Limit(0.0, self.p_max_kw, "kW")}
+        return {"p_set_kw": Limit(-self.p_max_kw, 0.0, "kW")}
 
     def dispatch(self, heat_target_kw: float) -> float:
         """Set the operating point for this step; returns heat delivered (kW)."""
         p_min = self.min_load_frac * self.p_max_kw
         if self.remote:
-            target = self.sp["p_set_kw"]
+            target = -self.sp["p_set_kw"]
         else:
             # Heat-led: follow the heat asked for; below the minimum load run at it
             # (surplus heat is dumped) unless almost nothing is asked for.
@@ -192,7 +201,7 @@ class Diesel(Device):
 
     def limits(self) -> dict[str, Limit]:
         return {"run_cmd": Limit(0.0, 1.0, "1", 0.0, (0.0, 1.0)),
-                "p_set_kw": Limit(0.0, self.p_max_kw, "kW")}
+                "p_set_kw": Limit(-self.p_max_kw, 0.0, "kW")}
 
     def step(self, dt_s: float) -> float:
         want_on = self.remote and self.sp["run_cmd"] >= 0.5
@@ -204,7 +213,7 @@ class Diesel(Device):
                 self.starts_total += int(want_on)
         p = 0.0
         if self.on:
-            target = self.sp["p_set_kw"] if want_on else 0.0
+            target = -self.sp["p_set_kw"] if want_on else 0.0
             p = min(max(target, self.min_load_frac * self.p_max_kw), self.p_max_kw)
         self.t_in_state_s += dt_s
         self.p_gen_kw = p
@@ -227,10 +236,10 @@ class Chiller(Device):
     q_kw: float = 0.0
 
     def limits(self) -> dict[str, Limit]:
-        return {"q_set_kw": Limit(0.0, self.q_max_kw, "kW")}
+        return {"q_set_kw": Limit(-self.q_max_kw, 0.0, "kW")}
 
     def dispatch(self, residual_kw: float) -> float:
-        target = self.sp["q_set_kw"] if self.remote else residual_kw
+        target = -self.sp["q_set_kw"] if self.remote else residual_kw
         self.q_kw = min(max(target, 0.0), self.q_max_kw)
         return self.q_kw
 
@@ -248,10 +257,10 @@ class AbsorptionChiller(Device):
     q_kw: float = 0.0
 
     def limits(self) -> dict[str, Limit]:
-        return {"q_set_kw": Limit(0.0, self.q_max_kw, "kW")}
+        return {"q_set_kw": Limit(-self.q_max_kw, 0.0, "kW")}
 
     def dispatch(self, residual_kw: float, heat_avail_kw: float) -> float:
-        target = self.sp["q_set_kw"] if self.remote else residual_kw
+        target = -self.sp["q_set_kw"] if self.remote else residual_kw
         self.q_kw = min(max(target, 0.0), self.q_max_kw, max(heat_avail_kw, 0.0) * self.cop)
         return self.q_kw
 
@@ -284,7 +293,7 @@ class DualChiller(Device):
 
     def limits(self) -> dict[str, Limit]:
         return {"mode_set": Limit(0.0, 2.0, "1", MODE_COOL, (MODE_OFF, MODE_COOL, MODE_ICE)),
-                "q_set_kw": Limit(0.0, self.q_cool_max_kw, "kW")}
+                "q_set_kw": Limit(-self.q_cool_max_kw, 0.0, "kW")}
 
     def settle_mode(self) -> None:
         want = self.sp["mode_set"] if self.remote else MODE_COOL
@@ -299,10 +308,10 @@ class DualChiller(Device):
         if self.mode == MODE_OFF:
             self.q_kw = 0.0
         elif self.mode == MODE_ICE:
-            target = self.sp["q_set_kw"] if self.remote else 0.0
+            target = -self.sp["q_set_kw"] if self.remote else 0.0
             self.q_kw = min(max(target, 0.0), self.q_ice_max_kw, max(ice_room_kw, 0.0))
         else:
-            target = self.sp["q_set_kw"] if self.remote else residual_kw
+            target = -self.sp["q_set_kw"] if self.remote else residual_kw
             self.q_kw = min(max(target, 0.0), self.q_cool_max_kw)
         return self.q_kw
 
@@ -349,7 +358,7 @@ class IceStore(Device):
 
     def limits(self) -> dict[str, Limit]:
         return {"mode_set": Limit(0.0, 2.0, "1", STORE_IDLE, (STORE_IDLE, STORE_CHARGE, STORE_MELT)),
-                "melt_set_kw": Limit(0.0, self.melt_max_kw, "kW")}
+                "melt_set_kw": Limit(-self.melt_max_kw, 0.0, "kW")}
 
     @property
     def mode(self) -> float:
@@ -368,7 +377,7 @@ class IceStore(Device):
         dt_h = dt_s / H
         cap = min(self.melt_max_kw, (1.0 - self.release_loss_frac) * self.stored_kwh,
                   self.stored_kwh * self.eff_release / dt_h)
-        self.q_melt_kw = min(self.sp["melt_set_kw"], cap)
+        self.q_melt_kw = min(max(-self.sp["melt_set_kw"], 0.0), cap)
         return self.q_melt_kw
 
     def settle(self, dt_s: float, q_charge_kw: float) -> None:
@@ -387,10 +396,10 @@ class GasBoiler(Device):
     q_kw: float = 0.0
 
     def limits(self) -> dict[str, Limit]:
-        return {"q_set_kw": Limit(0.0, self.q_max_kw, "kW")}
+        return {"q_set_kw": Limit(-self.q_max_kw, 0.0, "kW")}
 
     def dispatch(self, residual_kw: float) -> float:
-        target = self.sp["q_set_kw"] if self.remote else residual_kw
+        target = -self.sp["q_set_kw"] if self.remote else residual_kw
         self.q_kw = min(max(target, 0.0), self.q_max_kw)
         return self.q_kw
 
@@ -403,7 +412,8 @@ class GasBoiler(Device):
 class HeatStorageBoiler(Device):
     """Electric boiler charging a hot-water store; heat is drawn from the store.
 
-    p_set_kw: electric charging power; q_set_kw: heat delivered from the store.
+    p_set_kw: electric charging power (drawn, >= 0); q_set_kw: heat delivered from
+    the store (passive sign, <= 0).
     Local default: charge at full power 22:00-06:00 local until full, and cover
     the residual heat demand from the store by day.
     """
@@ -419,12 +429,12 @@ class HeatStorageBoiler(Device):
 
     def limits(self) -> dict[str, Limit]:
         return {"p_set_kw": Limit(0.0, self.p_max_kw, "kW"),
-                "q_set_kw": Limit(0.0, self.q_max_kw, "kW")}
+                "q_set_kw": Limit(-self.q_max_kw, 0.0, "kW")}
 
     def dispatch(self, residual_kw: float, night: bool, dt_s: float) -> float:
         dt_h = dt_s / H
         if self.remote:
-            p_target, q_target = self.sp["p_set_kw"], self.sp["q_set_kw"]
+            p_target, q_target = self.sp["p_set_kw"], -self.sp["q_set_kw"]
         else:
             p_target = self.p_max_kw if night else 0.0
             q_target = 0.0 if night else residual_kw

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class OpcPoint:
-    """One variable. Served value = park value / scale (as in the site file's ``scale``)."""
+    """One variable. Served value = park value / scale (as in the site file's ``scale``).
+
+    Setpoints too: a client writes the device's own convention (a CHP's output
+    positive) and the server hands ``written * scale`` (the park's passive sign,
+    <= 0 for what a unit delivers) to the physics.
+    """
 
     obj: str
     var: str
@@ -52,7 +57,7 @@ def chp(obj: str, dev: str) -> list[OpcPoint]:
         OpcPoint(obj, "GasFlow_m3_per_h", f"{dev}.gas_m3_per_h", dev, "m3/h"),
         OpcPoint(obj, "Running", f"{dev}.running", dev, "1", vtype="Boolean"),
         OpcPoint(obj, "Starts", f"{dev}.starts_total", dev, "1", vtype="UInt32"),
-        OpcPoint(obj, "PowerSetpoint_kW", f"{dev}.p_set_kw", dev, "kW", writable=True),
+        OpcPoint(obj, "PowerSetpoint_kW", f"{dev}.p_set_kw", dev, "kW", scale=-1.0, writable=True),
         *_common(obj, dev),
     ]
 
@@ -61,7 +66,7 @@ def chiller(obj: str, dev: str) -> list[OpcPoint]:
     return [
         OpcPoint(obj, "CoolingOutput_kW", f"{dev}.q_kw", dev, "kW"),
         OpcPoint(obj, "ElectricPower_kW", f"{dev}.p_kw", dev, "kW"),
-        OpcPoint(obj, "CoolingSetpoint_kW", f"{dev}.q_set_kw", dev, "kW", writable=True),
+        OpcPoint(obj, "CoolingSetpoint_kW", f"{dev}.q_set_kw", dev, "kW", scale=-1.0, writable=True),
         *_common(obj, dev),
     ]
 
@@ -96,7 +101,8 @@ def site_points(site: str) -> list[OpcPoint]:
             *chp("Chp1", "chp1"), *chp("Chp2", "chp2"),
             OpcPoint("AbsChiller1", "CoolingOutput_kW", "absc1.q_kw", "absc1", "kW"),
             OpcPoint("AbsChiller1", "HeatInput_kW", "absc1.heat_in_kw", "absc1", "kW"),
-            OpcPoint("AbsChiller1", "CoolingSetpoint_kW", "absc1.q_set_kw", "absc1", "kW", writable=True),
+            OpcPoint("AbsChiller1", "CoolingSetpoint_kW", "absc1.q_set_kw", "absc1", "kW", scale=-1.0,
+                     writable=True),
             *_common("AbsChiller1", "absc1"),
             *chiller("Chiller1", "ch1"), *chiller("Chiller2", "ch2"),
             *loads([("HeatingLoad", "heat"), ("CoolingLoad", "cool")]),
@@ -113,14 +119,14 @@ def site_points(site: str) -> list[OpcPoint]:
         OpcPoint("IceStore1", "Charge_kW", "ice1.q_charge_kw", "ice1", "kW"),
         OpcPoint("IceStore1", "Mode", "ice1.mode", "ice1", "1"),
         OpcPoint("IceStore1", "ModeSetpoint", "ice1.mode_set", "ice1", "1", writable=True),
-        OpcPoint("IceStore1", "MeltSetpoint_kW", "ice1.melt_set_kw", "ice1", "kW", writable=True),
+        OpcPoint("IceStore1", "MeltSetpoint_kW", "ice1.melt_set_kw", "ice1", "kW", scale=-1.0, writable=True),
         *_common("IceStore1", "ice1"),
     ]
     for i in range(1, 4):
         o, dv = f"GasBoiler{i}", f"gb{i}"
         pts += [OpcPoint(o, "HeatOutput_kW", f"{dv}.q_kw", dv, "kW"),
                 OpcPoint(o, "GasFlow_m3_per_h", f"{dv}.gas_m3_per_h", dv, "m3/h"),
-                OpcPoint(o, "HeatSetpoint_kW", f"{dv}.q_set_kw", dv, "kW", writable=True),
+                OpcPoint(o, "HeatSetpoint_kW", f"{dv}.q_set_kw", dv, "kW", scale=-1.0, writable=True),
                 *_common(o, dv)]
     for i in range(1, 3):
         o, dv = f"HeatStorageBoiler{i}", f"ehb{i}"
@@ -128,7 +134,7 @@ def site_points(site: str) -> list[OpcPoint]:
                 OpcPoint(o, "HeatOutput_kW", f"{dv}.q_kw", dv, "kW"),
                 OpcPoint(o, "Stored_kWh", f"{dv}.stored_kwh", dv, "kWh"),
                 OpcPoint(o, "ChargeSetpoint_kW", f"{dv}.p_set_kw", dv, "kW", writable=True),
-                OpcPoint(o, "HeatSetpoint_kW", f"{dv}.q_set_kw", dv, "kW", writable=True),
+                OpcPoint(o, "HeatSetpoint_kW", f"{dv}.q_set_kw", dv, "kW", scale=-1.0, writable=True),
                 *_common(o, dv)]
     pts += loads([("HeatingLoad", "heat"), ("CoolingLoad", "cool")]) + WEATHER
     return pts

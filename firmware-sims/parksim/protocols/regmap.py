@@ -2,7 +2,10 @@
 
 A ``RegPoint``'s ``scale`` is what a site file states: engineering value (park
 bus sign, units in the name) = raw * scale. A negative scale therefore means
-the device reports the opposite sign (an inverter counts generation positive).
+the device reports the opposite sign (an inverter counts generation positive);
+setpoints work the same way (a genset takes its output positive, the park's
+``dg1.p_set_kw`` is <= 0), so a write's raw value is decoded to the park's
+value before the physics sees it.
 Addresses are PDU addresses (0-based, as on the wire); SunSpec blocks start at
 40000 with "SunS".
 """
@@ -244,7 +247,8 @@ def wind_farm(name: str, unit_id: int) -> DeviceMap:
     dm.add(RegPoint("p_kw", 100, "float32", f"{n}.p_kw", scale=-1.0, unit="kW"))
     dm.add(RegPoint("p_avail_kw", 102, "float32", f"{n}.p_avail_kw", unit="kW"))
     dm.add(RegPoint("wind_m_s", 104, "float32", "weather.wind_m_s", unit="m/s"))
-    dm.add(RegPoint("p_limit_kw", 106, "float32", f"{n}.p_limit_kw", unit="kW", access="rw"))
+    # The farm's limit is what it may deliver: positive on the wire, <= 0 in the park's sign.
+    dm.add(RegPoint("p_limit_kw", 106, "float32", f"{n}.p_limit_kw", scale=-1.0, unit="kW", access="rw"))
     dm.add(RegPoint("turbines_online", 108, "uint16", f"{n}.turbines_online"))
     dm.add(RegPoint("heartbeat", 109, "uint16", f"{n}.heartbeat", access="rw", heartbeat=True))
     dm.add(RegPoint("remote", 110, "uint16", f"{n}.remote"))
@@ -259,7 +263,8 @@ def diesel(name: str, unit_id: int) -> DeviceMap:
     dm = DeviceMap(name, unit_id)
     n = name
     dm.add(RegPoint("run_cmd", 0, "uint16", f"{n}.run_cmd", access="rw"))
-    dm.add(RegPoint("p_set_kw", 1, "uint16", f"{n}.p_set_kw", unit="kW", access="rw"))
+    # Output setpoint, generation positive on the wire (uint16 0..2000); <= 0 in the park's sign.
+    dm.add(RegPoint("p_set_kw", 1, "uint16", f"{n}.p_set_kw", scale=-1.0, unit="kW", access="rw"))
     dm.add(RegPoint("running", 2, "uint16", f"{n}.running"))
     dm.add(RegPoint("p_kw", 3, "int16", f"{n}.p_kw", scale=-1.0, unit="kW"))
     dm.add(RegPoint("heartbeat", 4, "uint16", f"{n}.heartbeat", access="rw", heartbeat=True))
