@@ -65,6 +65,9 @@ async def test_daemon_telemetry_plans_and_commands_over_mqtt(park: Park, daemon:
         ack = next(a for a in cloud.acks if a["id"] == "da-mqtt-1")
         assert ack["status"] == "applied", ack
         assert d.cloud.plan_id() == "da-mqtt-1"
+        # ... and the controller decides on it: the plan's prices, not the site's tariff.
+        await eventually(lambda: d.last_decision.get("plan") == "da-mqtt-1", limit_s=60,
+                         what="the controller running on the plan")
         # An unsigned one is refused with a reason and changes nothing.
         bad = json.dumps({"body": json.dumps(plan_body("da-mqtt-2", site="park-a")), "key_id": "cloud-test",
                           "sig": ""}).encode()
