@@ -80,5 +80,9 @@ def request(path: Path, req: dict[str, Any], *, timeout_s: float = 10.0) -> dict
             if not chunk:
                 break
             buf += chunk
+    if not buf.endswith(b"\n"):
+        # The daemon went away mid-request (stopping, or killed): a connection problem,
+        # not a malformed reply.
+        raise ConnectionError("the daemon closed the connection without replying")
     reply: dict[str, Any] = json.loads(buf)
     return reply

@@ -76,7 +76,8 @@ def _start_daemon(args: argparse.Namespace, state: Path) -> tuple[subprocess.Pop
     env = {**os.environ, "PARKEDGE_CONFIG": str(_site_file(args.site))}
     log_path = state / "daemon.log"
     with open(log_path, "ab") as log:
-        return subprocess.Popen(cmd, env=env, stdout=log, stderr=log), log_path
+        # Its own session: Ctrl-C reaches the demo, which then stops the daemon in order.
+        return subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True), log_path
 
 
 def _stop_daemon(daemon: subprocess.Popen[bytes]) -> None:
