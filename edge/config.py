@@ -24,13 +24,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from edge.tomlpos import key_lines, line_of
 
 if TYPE_CHECKING:
+    from edge.control.inputs import Tariff
     from edge.control.plant import PlantModel
 
 __all__ = [
     "CliConfig", "ConfigError", "ConfigInvalid", "ControlConfig", "DeviceConfig",
     "HeartbeatConfig", "Limits", "MetricsConfig", "MqttConfig", "OpcUaSecurity",
-    "OpcUaSubscription", "PointConfig", "SiteConfig", "StoreConfig", "TariffConfig",
-    "TariffPeriod", "TrustedKey", "embedded_site_path", "load_site",
+    "OpcUaSubscription", "PointConfig", "SiteConfig", "StoreConfig", "TrustedKey", "embedded_site_path", "load_site",
 ]
 
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
@@ -190,24 +190,6 @@ class CliConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class TariffPeriod:
-    name: str
-    hours: tuple[tuple[int, int], ...]  # local [start, end) hours
-    import_cny_per_kwh: float
-    export_cny_per_kwh: float
-    grid_co2_kg_per_kwh: float
-    months: tuple[int, ...] = tuple(range(1, 13))
-
-
-@dataclass(frozen=True, slots=True)
-class TariffConfig:
-    periods: tuple[TariffPeriod, ...]
-    gas_cny_per_m3: float = 3.65
-    carbon_cny_per_t: float = 82.0
-    diesel_cny_per_l: float = 7.5
-
-
-@dataclass(frozen=True, slots=True)
 class SiteConfig:
     """A whole site. ``assets`` is the controller's energy model, kept raw here and
     parsed by edge.control (which reports its own key paths)."""
@@ -223,7 +205,7 @@ class SiteConfig:
     trusted_keys: tuple[TrustedKey, ...]
     metrics: MetricsConfig
     cli: CliConfig
-    tariff: TariffConfig | None
+    tariff: Tariff | None  # the site's own time-of-use tariff, parsed once by edge.control
     devices: tuple[DeviceConfig, ...]
     assets: Mapping[str, Any]
     plant: PlantModel | None
@@ -453,61 +435,26 @@ def _is_raw_key(text: str) -> bool:
         return False
 
 
-def _tariff_section(r: _Reader, doc: Mapping[str, Any]) -> TariffConfig | None:
+def _tariff_section(r: _Reader, doc: Mapping[str, Any]) -> Tariff | None:
+    """Unknown keys are caught here; values, hours and coverage by edge.control's one parser."""
     if "tariff" not in doc:
         return None
+    from edge.control.inputs import tariff_from_table
+    from edge.control.plant import AssetsInvalid
+
     t = r.table(doc, "tariff", "tariff")
     r.known(t, "tariff", {"periods", "gas_cny_per_m3", "carbon_cny_per_t", "diesel_cny_per_l"})
-    periods: list[TariffPeriod] = []
-    for i, p in enumerate(r.get(t, "periods", "tariff", list, [], required=True)):
-        path = f"tariff.periods[{i}]"
-        if not isinstance(p, dict):
-            r.error(path, "must be a table")
-            continue
-        r.known(p, path, {"name", "hours", "import_cny_per_kwh", "export_cny_per_kwh",
-                          "grid_co2_kg_per_kwh", "months"})
-        hours_raw = r.get(p, "hours", path, list, [], required=True)
-        hours: list[tuple[int, int]] = []
-        for span in hours_raw:
-            if (not isinstance(span, list) or len(span) != 2
-                    or not all(isinstance(h, int) and 0 <= h <= 24 for h in span)
-                    or span[0] >= span[1]):
-                r.error(f"{path}.hours",
-                        f"each span must be [start, end) with 0 <= start < end <= 24, got {span!r}")
-                continue
-            hours.append((span[0], span[1]))
-        months = r.get(p, "months", path, list, list(range(1, 13)))
-        if not all(isinstance(m, int) and 1 <= m <= 12 for m in months):
-            r.error(f"{path}.months", f"must be months 1..12, got {months!r}")
-            months = []
-        periods.append(TariffPeriod(
-            name=r.get(p, "name", path, str, f"period{i}"),
-            hours=tuple(hours),
-            import_cny_per_kwh=r.get(p, "import_cny_per_kwh", path, float, 0.0,
-                                     required=True, check=non_negative),
-            export_cny_per_kwh=r.get(p, "export_cny_per_kwh", path, float, 0.0, check=non_negative),
-            grid_co2_kg_per_kwh=r.get(p, "grid_co2_kg_per_kwh", path, float, 0.0, check=non_negative),
-            months=tuple(months),
-        ))
-    # Every local hour of every month must be priced exactly once.
-    for month in range(1, 13):
-        cover = [0] * 24
-        for p in periods:
-            if month in p.months:
-                for a, b in p.hours:
-                    for h in range(a, b):
-                        cover[h] += 1
-        bad = [h for h in range(24) if cover[h] != 1]
-        if periods and bad:
-            what = "not priced" if cover[bad[0]] == 0 else "priced twice"
-            r.error("tariff.periods", f"month {month} hour {bad[0]} is {what}")
-            break
-    return TariffConfig(
-        periods=tuple(periods),
-        gas_cny_per_m3=r.get(t, "gas_cny_per_m3", "tariff", float, 3.65, check=non_negative),
-        carbon_cny_per_t=r.get(t, "carbon_cny_per_t", "tariff", float, 82.0, check=non_negative),
-        diesel_cny_per_l=r.get(t, "diesel_cny_per_l", "tariff", float, 7.5, check=non_negative),
-    )
+    periods = t.get("periods", [])
+    for i, p in enumerate(periods if isinstance(periods, list) else []):
+        if isinstance(p, dict):
+            r.known(p, f"tariff.periods[{i}]", {"name", "hours", "import_cny_per_kwh", "export_cny_per_kwh",
+                                               "grid_co2_kg_per_kwh", "months"})
+    try:
+        return tariff_from_table(t)
+    except AssetsInvalid as e:
+        for err in e.errors:
+            r.error(err.key, err.message)
+        return None
 
 
 # --------------------------------------------------------------------------- overrides and loading

@@ -41,7 +41,6 @@ from edge.control import (
     PlantModel,
     PointLimit,
     decide,
-    tariff_from_table,
 )
 from edge.control.safety import plant_limits
 from edge.model import Quality, Snapshot
@@ -60,7 +59,9 @@ def controller_config(site: SiteConfig, *, deadline_s: float = 0.05) -> Controll
         raise ValueError(f"site {site.id!r} has no [assets]: nothing to control")
     if "tariff" not in site.raw:
         raise ValueError(f"site {site.id!r} has no [tariff]: no prices to optimise against")
-    tariff = tariff_from_table(site.raw["tariff"])
+    tariff = site.tariff
+    if tariff is None:
+        raise ValueError(f"{site.file}: [tariff] is required for the controller")
     # Only the points the plant model writes: the controller sets every point it has limits
     # for (its safe default where it decides nothing), and a protocol point such as a
     # SunSpec CtrlHb is not the controller's to set.

@@ -149,12 +149,15 @@ def tariff_from_table(t: Mapping[str, Any]) -> Tariff:
             errors.append(AssetError(f"{path}.hours", f"{hours!r} must be [[start, end], ...] "
                                                       "local hours 0-24 with months 1-12"))
             continue
+        overlap: tuple[int, int, int] | None = None  # reported once a period, not once a month
         for m in months:
             for h0, h1 in hours:
-                if (table[m - 1, h0:h1] >= 0).any():
-                    errors.append(AssetError(f"{path}.hours",
-                                             f"[{h0}, {h1}] overlaps another period in month {m}"))
+                if overlap is None and (table[m - 1, h0:h1] >= 0).any():
+                    overlap = (h0, h1, m)
                 table[m - 1, h0:h1] = i
+        if overlap is not None:
+            h0, h1, m = overlap
+            errors.append(AssetError(f"{path}.hours", f"[{h0}, {h1}] overlaps another period in month {m}"))
         periods.append(TariffPeriod(
             str(p.get("name", f"p{i}")), tuple((int(a), int(b)) for a, b in hours),
             num(p, "import_cny_per_kwh", path), num(p, "export_cny_per_kwh", path),

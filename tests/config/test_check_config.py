@@ -39,10 +39,14 @@ VALID = textwrap.dedent('''\
     name = "day"
     hours = [[8, 22]]
     import_cny_per_kwh = 1.0
+    export_cny_per_kwh = 0.4
+    grid_co2_kg_per_kwh = 0.58
     [[tariff.periods]]
     name = "night"
     hours = [[0, 8], [22, 24]]
     import_cny_per_kwh = 0.3
+    export_cny_per_kwh = 0.2
+    grid_co2_kg_per_kwh = 0.51
 
     [[devices]]
     name = "bess1"
@@ -203,7 +207,7 @@ def test_bad_timezone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_tariff_must_price_every_hour_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = VALID.replace("hours = [[0, 8], [22, 24]]", "hours = [[0, 9], [22, 24]]")
     (err,) = errors_of(tmp_path, text, capsys)
-    assert "tariff.periods: month 1 hour 8 is priced twice" in err
+    assert f":{line_no(text, '[[0, 9], [22, 24]]')}: tariff.periods[1].hours: [0, 9] overlaps another period in month 1" in err
 
 
 def test_duplicate_trusted_key_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
