@@ -2,10 +2,12 @@
 
 PV and wind "actuals" are not metered: they are modelled from measured
 weather through stated physical models (pvlib PVWatts for 8.5 MWp, a
-windpowerlib power curve for 3 x 2.5 MW). Loads are EnergyPlus simulations
-(DOE reference buildings, CityLearn 2021 buildings) scaled to Park A's
-figures. Hourly and 30-min data are brought to 15 min by linear interpolation
-between interval midpoints, which smooths what a meter would see.
+windpowerlib power curve for 3 x 2.5 MW); hourly and 30-min data are brought
+to 15 min by linear interpolation between interval midpoints. Park A's loads
+(heating, cooling, data centre, office, hospital and their electric total)
+have one definition, the simulated park's (firmware-sims/parksim/physics):
+they are read from ``parksim.physics.build_park("park-a")`` itself, so the
+shapes, formulas and scalings cannot drift apart (``park_load_series``).
 """
 
 from __future__ import annotations
@@ -25,8 +27,6 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 CL_DIR = DATA / "loads" / "citylearn2021"
 CL_WEATHER = DATA / "weather" / "citylearn2021_weather_hourly.csv"
 NSRDB = DATA / "weather" / "nsrdb_psm3_2017_30min.csv"
-DOE_OFFICE = DATA / "loads/doe_refbldg/RefBldgLargeOfficeNew2004_v1.3_7.1_5A_USA_IL_CHICAGO-OHARE.csv"
-DOE_HOSPITAL = DATA / "loads/doe_refbldg/RefBldgHospitalNew2004_7.1_5.0_3C_USA_CA_SAN_FRANCISCO.csv"
 
 # CityLearn 2021's location is not in the files. Solar noon falls near 12:00
 # in the data's standard-time hours (UTC-6), so longitude is about 90 W; the
@@ -72,15 +72,6 @@ def _to_quarter(values: np.ndarray, per_hour: int) -> np.ndarray:
     x_src = (np.arange(n) + 0.5) * q_per
     x_dst = np.arange(n * q_per) + 0.5
     return np.interp(x_dst, x_src, values)
-
-
-def _affine(x: np.ndarray, peak: float, mean: float) -> np.ndarray:
-    """Map x so that its max is ``peak`` and its mean is ``mean`` (base + gain·x)."""
-    gain = (peak - mean) / (x.max() - x.mean())
-    base = peak - gain * x.max()
-    if base < 0:  # the profile is already flatter than asked: scale to the peak only
-        return x * (peak / x.max())
-    return base + gain * x
 
 
 # ---------------------------------------------------------------- CityLearn
@@ -181,93 +172,6 @@ def pv_series() -> Series:
     )
 
 
-def _cl_loads() -> tuple[StepContext, dict[str, np.ndarray], dict[str, dict[int, np.ndarray]]]:
-    w = _cl_weather()
-    temp = w["Outdoor Drybulb Temperature"].to_numpy()
-    b = [_cl_building(i) for i in range(1, 6)]
-    cooling = sum(x["Cooling Load"].to_numpy() for x in b)
-    dhw = b[0]["DHW Heating"].to_numpy() + b[1]["DHW Heating"].to_numpy() + b[4]["DHW Heating"].to_numpy()
-    # CityLearn's heating loads are all zero (hot climate): heat = hot water plus a
-    # space-heating term on heating degree-hours below 18 °C
-    space = np.clip(18.0 - temp, 0, None)
-    heat = dhw / dhw.mean() + 0.6 * space / max(space.mean(), 1e-9)
-    eq = b[0]["Equipment Electric Power"].to_numpy()
-    eq_n = (eq - eq.min()) / (eq.max() - eq.min())
-    it = 1.0 + 0.04 * eq_n
-    pue = 1.15 + 0.15 * np.clip((temp - 10.0) / 25.0, 0, 1)
-    dc = it * pue
-    loads = {
-        "cooling": _to_quarter(_affine(cooling, 3800.0, 60000.0 / 24), 1),
-        "heating": _to_quarter(_affine(heat, 4500.0, 72000.0 / 24), 1),
-        "data_centre": _to_quarter(dc * 1200.0 / dc.max(), 1),
-    }
-    return _cl_context(), loads, {"temp_c": _cl_forecast_at_target(w, "Outdoor Drybulb Temperature")}
-
-
-_CL_LOC = {"latitude": CL_LAT, "longitude": CL_LON, "utc_offset_h": CL_UTC_OFFSET_H}
-_CL_SRC = "CityLearn 2021 Buildings 1-5 (EnergyPlus, DOE prototype buildings, 4 years hourly)"
-
-
-def cl_load_series() -> list[Series]:
-    ctx, loads, fc = _cl_loads()
-    desc = {
-        "cooling": "sum of the five buildings' cooling loads, affine-scaled to 3.8 MW peak and "
-                   "60 MWh/day mean",
-        "heating": "derived: CityLearn's space-heating loads are zero (hot climate), so heat = "
-                   "hot-water load of Buildings 1, 2, 5 (normalised) + 0.6 x heating degree-hours "
-                   "below 18 °C on the measured temperature (normalised), affine-scaled to 4.5 MW "
-                   "peak and 72 MWh/day mean",
-        "data_centre": "derived: IT load flat with a 4 % business-hours ripple (Building 1's "
-                       "equipment profile) times a PUE of 1.15-1.30 rising with the measured "
-                       "temperature; scaled to 1.2 MW peak (mean about 1.1 MW, 26 MWh/day: the "
-                       "28.8 MWh/day of the brief would need a perfectly flat 1.2 MW)",
-    }
-    scale = {"cooling": 3800.0, "heating": 4500.0, "data_centre": 1200.0}
-    return [Series(t, loads[t], ctx, scale[t], dict(fc), dict(_CL_LOC),
-                   {"source": _CL_SRC + " and CityLearn 2021 weather", "model": desc[t],
-                    "resampling": "hourly to 15 min, linear between interval midpoints"})
-            for t in ("cooling", "heating", "data_centre")]
-
-
-# ---------------------------------------------------------------- DOE
-
-def _doe(path: Path) -> np.ndarray:
-    return pd.read_csv(path).iloc[:, 0].to_numpy(dtype=float)
-
-
-def _doe_context(n_q: int, std_offset_h: int, tz: str, lat: float, lon: float) -> StepContext:
-    # DOE reference buildings: 2017 calendar (1 Jan a Sunday; US holidays show in the
-    # data), hours in local standard time, schedules following the local clock.
-    first = int(dt.datetime(2017, 1, 1, -std_offset_h, tzinfo=dt.UTC).timestamp()) // STEP_S
-    return context_for_utc(first, n_q, ZoneInfo(tz), "US", lat, lon)
-
-
-def doe_series() -> list[Series]:
-    office = _to_quarter(_affine(_doe(DOE_OFFICE), 3200.0, 48000.0 / 24), 1)
-    hosp = _to_quarter(_affine(_doe(DOE_HOSPITAL), 1800.0, 32000.0 / 24), 1)
-    ctx_o = _doe_context(len(office), -6, "America/Chicago", 41.98, -87.9)
-    ctx_h = _doe_context(len(hosp), -8, "America/Los_Angeles", 37.6, -122.4)
-    _, cl, _ = _cl_loads()
-    dc = cl["data_centre"][: len(office)]
-    src = "US DOE commercial reference buildings (EnergyPlus, TMY, 8,760 h)"
-    out = [
-        Series("office", office, ctx_o, 3200.0, {}, {"tz": "America/Chicago"},
-               {"source": src + ": Large Office, Chicago O'Hare",
-                "model": "affine-scaled to 3.2 MW peak and 48 MWh/day mean",
-                "resampling": "hourly to 15 min, linear between interval midpoints"}),
-        Series("hospital", hosp, ctx_h, 1800.0, {}, {"tz": "America/Los_Angeles"},
-               {"source": src + ": Hospital, San Francisco",
-                "model": "affine-scaled to 1.8 MW peak and 32 MWh/day mean",
-                "resampling": "hourly to 15 min, linear between interval midpoints"}),
-        Series("electric_total", office + hosp + dc, ctx_o, 6200.0, {}, {"tz": "America/Chicago"},
-               {"source": src + " (office, hospital) + the derived data centre (CityLearn year 1)",
-                "model": "office + hospital + data centre, each scaled as in its own card; "
-                         "hour-of-year aligned, Chicago calendar",
-                "resampling": "hourly to 15 min, linear between interval midpoints"}),
-    ]
-    return out
-
-
 # ---------------------------------------------------------------- wind
 
 def wind_series() -> Series:
@@ -296,6 +200,112 @@ def wind_series() -> Series:
     )
 
 
+# ---------------------------------------------------------------- Park A's loads (the simulator's)
+
+# Park A's loads are defined once, in the simulated park (firmware-sims/parksim/physics:
+# sites.build_loads, sites.heating_shape, sites._datacentre_kw, exogenous.citylearn_shapes /
+# doe_shapes / fit_affine / noise_series). The training targets are read from that model
+# (park.exogenous_at at each step's middle, as the evaluation harness books them), so
+# there is no second formula here. The park repeats one model year, so one year is all
+# the data there is.
+PARK_SITE = "park-a"
+PARK_YEAR = 2025  # a full local calendar year; the park maps every year onto the same days
+PARK_TZ = "Asia/Shanghai"
+PARK_NOISE_SEED = 7919  # the park's 2 % load noise, drawn with a seed the evaluation does not use (0)
+PARK_TARGETS = ("heating", "cooling", "data_centre", "office", "hospital", "electric_total")
+# the temperature forecast a plan carries: the evaluation harness's error model
+# (parksim/evaluate/weather.py: sigma(L) = 0.3 + 1.2 L/24 degC, AR(1) 0.8 per hour)
+TEMP_SIGMA0_C, TEMP_SIGMA_PER_24H_C, TEMP_RHO_PER_H = 0.3, 1.2, 0.8
+
+
+def _park_steps(start: dt.date) -> tuple[int, int]:
+    """First absolute 15-min step (UTC) of 365 local days from ``start`` and their number."""
+    t0 = dt.datetime(start.year, start.month, start.day, tzinfo=ZoneInfo(PARK_TZ)).timestamp()
+    return int(t0) // STEP_S, 365 * 96
+
+
+def park_actuals(site: str, seed: int, first_step: int, n: int) -> dict[str, np.ndarray]:
+    """The park's loads (kW) at the middle of each 15-min step, by forecast target.
+
+    Also the temperature (degC) under ``temp_c``. The same function serves the
+    training series and the check on the park (``models/check_on_park.py``).
+    """
+    from parksim.physics import build_park
+
+    start = dt.datetime.fromtimestamp(first_step * STEP_S, dt.UTC)
+    park = build_park(site, seed=seed, start_utc=start)
+    keys = ("heating", "cooling", "data_centre", "office", "hospital", "temp_c")
+    out = {k: np.empty(n) for k in keys}
+    for i in range(n):
+        e = park.exogenous_at(float((first_step + i) * STEP_S + STEP_S // 2))
+        out["heating"][i] = e.heat_kw
+        out["cooling"][i] = e.cool_kw
+        out["data_centre"][i] = e.loads_kw["datacentre"]
+        out["office"][i] = e.loads_kw["office"]
+        out["hospital"][i] = e.loads_kw["hospital"]
+        out["temp_c"][i] = e.weather.temp_c
+    out["electric_total"] = out["office"] + out["hospital"] + out["data_centre"]
+    return out
+
+
+def _temp_forecasts(temp: np.ndarray, seed: int) -> dict[int, np.ndarray]:
+    """Forecast temperature per target step for the 6, 12 and 24 h issue leads."""
+    from scipy.signal import lfilter
+
+    phi = TEMP_RHO_PER_H ** (STEP_S / 3600.0)
+    out = {}
+    for lead in (6, 12, 24):
+        e = np.random.default_rng([seed, lead]).standard_normal(len(temp))
+        z = lfilter([np.sqrt(1.0 - phi * phi)], [1.0, -phi], e)
+        out[lead] = temp + (TEMP_SIGMA0_C + TEMP_SIGMA_PER_24H_C * lead / 24.0) * z
+    return out
+
+
+def park_load_series(start: dt.date | None = None) -> list[Series]:
+    """Park A's load targets over one model year from ``start`` (default 1 Jan PARK_YEAR).
+
+    Another ``start`` only rotates the same periodic year (and the calendar laid
+    on it): ``models/check_on_park.py --holdout`` uses it to hold out a window.
+    """
+    from parksim.physics.sites import spec_for
+
+    spec = spec_for(PARK_SITE)
+    first, n = _park_steps(start or dt.date(PARK_YEAR, 1, 1))
+    y = park_actuals(PARK_SITE, PARK_NOISE_SEED, first, n)
+    ctx = context_for_utc(first, n, ZoneInfo(PARK_TZ), "CN", spec.lat_deg, spec.lon_deg)
+    fc = {"temp_c": _temp_forecasts(y["temp_c"], PARK_NOISE_SEED)}
+    src = ("the simulated Park A (parksim.physics.build_park('park-a'), firmware-sims/README.md "
+           "'Loads and their scaling'), read at the middle of every 15-min step of 365 local days "
+           f"from {start or dt.date(PARK_YEAR, 1, 1)} (the park repeats the same model year), "
+           f"with the park's 2 % load noise (seed {PARK_NOISE_SEED}, not the evaluation's 0)")
+    desc = {
+        "heating": "Park A's heat: 0.3 x CityLearn 2021 hot-water load (Buildings 1-5 summed, first "
+                   "year, / its max) + 0.7 x heating degree-hours below 16 °C on the site weather's "
+                   "temperature (the NSRDB 2017 year moved to Shanghai's solar time, / its max), "
+                   "scaled to 4.5 MW peak (72 MWh on the design day would need a negative base, "
+                   "so base 0 and the design day is 82.8 MWh; sites.heating_shape, "
+                   "sites.build_loads)",
+        "cooling": "Park A's cooling: CityLearn 2021 cooling loads of Buildings 1-5 summed (first "
+                   "year), affine-scaled to 3.8 MW peak and 60 MWh on the design day",
+        "data_centre": "Park A's data centre: IT 923 kW flat x PUE 1.15-1.30 rising between 10 and "
+                       "30 °C outdoors on the site weather (sites._datacentre_kw)",
+        "office": "Park A's office: DOE Large Office (Chicago), affine-scaled to 3.2 MW peak and "
+                  "48 MWh on a mean weekday, weekday-aligned to the calendar",
+        "hospital": "Park A's hospital: DOE Hospital (San Francisco), affine-scaled to 1.8 MW peak "
+                    "and 32 MWh on a mean day, weekday-aligned to the calendar",
+        "electric_total": "office + hospital + data centre of Park A, each as in its own card",
+    }
+    scale = {"heating": 4500.0, "cooling": 3800.0, "data_centre": 1200.0, "office": 3200.0,
+             "hospital": 1800.0, "electric_total": 6200.0}
+    loc = {"latitude": spec.lat_deg, "longitude": spec.lon_deg, "tz": PARK_TZ}
+    weather = {"heating", "cooling", "data_centre"}
+    return [Series(t, y[t], ctx, scale[t], dict(fc) if t in weather else {}, dict(loc),
+                   {"source": src, "model": desc[t],
+                    "resampling": "the park's own: hourly profile linearly interpolated between "
+                                  "hour starts, value at each step's middle, times the noise"})
+            for t in PARK_TARGETS]
+
+
 def pv_clearsky_series() -> Series:
     """The PV series for the variant that runs without the plan's weather forecast."""
     s = pv_series()
@@ -306,12 +316,12 @@ _LOADERS: dict[str, Callable[[], list[Series]]] = {
     "pv": lambda: [pv_series()],
     "pv_clearsky": lambda: [pv_clearsky_series()],
     "wind": lambda: [wind_series()],
-    "cooling": cl_load_series,
-    "heating": cl_load_series,
-    "data_centre": cl_load_series,
-    "office": doe_series,
-    "hospital": doe_series,
-    "electric_total": doe_series,
+    "cooling": park_load_series,
+    "heating": park_load_series,
+    "data_centre": park_load_series,
+    "office": park_load_series,
+    "hospital": park_load_series,
+    "electric_total": park_load_series,
 }
 
 
