@@ -12,14 +12,14 @@ QP structure.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from edge.control.inputs import local_hour_month
-from edge.control.plant import GAS_CO2_KG_PER_KWH, GAS_KWH_PER_M3, PlantModel
+from edge.control.plant import GAS_CO2_KG_PER_KWH, GAS_KWH_PER_M3, DualChiller, IceStore, PlantModel
 from edge.control.qp import StepGrid, Vec
 
 __all__ = ["Commitment", "UnitStatus", "commit", "in_window", "min_up_down"]
@@ -60,6 +60,12 @@ def in_window(tz: object, ts: Vec, hours: tuple[int, int]) -> NDArray[np.bool_]:
     h0, h1 = hours
     res: NDArray[np.bool_] = (hour >= h0) & (hour < h1) if h0 < h1 else (hour >= h0) | (hour < h1)
     return res
+
+
+def _min_charge_kwh(store: IceStore, makers: Sequence[DualChiller], dt_h: float) -> float:
+    """Ice that makers in ice mode put into the store in a step at their minimum load:
+    less room than this and ice-making would overfill it."""
+    return sum(d.min_load_frac * d.ice_max_kw for d in makers) * store.charge_eff * dt_h
 
 
 def min_up_down(want: NDArray[np.int64], status: UnitStatus, now_ts: float, step_start_s: Vec,
@@ -147,7 +153,7 @@ def commit(plant: PlantModel, grid: StepGrid, now_ts: float, *, heat_kw: Vec, co
         room = st.usable_frac * st.capacity_kwh - ice_kwh.get(st.name, 0.0)
         ice_mode = np.zeros(n, np.int64)
         for k in range(n):
-            if charge_ok[st.name][k] > 0.5 and room > 0:
+            if charge_ok[st.name][k] > 0.5 and room >= _min_charge_kwh(st, makers, grid.dt_h[k]):
                 ice_mode[k] = 1
                 room -= sum(d.ice_max_kw for d in makers) * st.charge_eff * grid.dt_h[k]
         for d in makers:
@@ -221,5 +227,21 @@ def commit(plant: PlantModel, grid: StepGrid, now_ts: float, *, heat_kw: Vec, co
         up_h, down_h = spec[u]
         w = fill_gaps(w, now.mode, start_s, down_h)
         modes[u] = min_up_down(w, now, now_ts, start_s, up_h, down_h)
+    # A full ice store stops its ice makers whatever their minimum run time (the store's
+    # level control does it on site); holding them in ice mode would force charging into
+    # a store with no room, and the QP would have no solution.
+    for st in plant.ice_stores:
+        room = st.usable_frac * st.capacity_kwh - ice_kwh.get(st.name, 0.0)
+        makers = [d for d in plant.dual_chillers if d.ice_store == st.name and d.name in modes]
+        per_step = sum(d.ice_max_kw for d in makers) * st.charge_eff * grid.dt_h
+        for k in range(n):
+            making = [d for d in makers if modes[d.name][k] == 2]
+            if not making:
+                continue
+            if room < _min_charge_kwh(st, making, grid.dt_h[k]):
+                for d in making:
+                    modes[d.name][k] = 0
+            else:
+                room -= per_step[k]
     units = frozenset(u for u, m in modes.items() if m.any())
     return Commitment(modes, melt_ok, charge_ok, units)

@@ -365,7 +365,11 @@ class QpModel:
         gas_kwh = td.gas_cny_per_m3 / GAS_KWH_PER_M3 + carbon * GAS_CO2_KG_PER_KWH
         ng = ob.non_green_cny_per_kwh
         q[self.sl("grid.imp")] = (td.price_import + carbon * td.grid_co2 + ng) * dt
-        q[self.sl("grid.exp")] = -td.price_export * dt
+        # One meter, net metering: an exported kWh is valued at no more than an imported
+        # one costs, so importing and exporting in the same step never pays (convex; it
+        # matters where feed-in pays more than the import tariff, e.g. Park B's 0.4155
+        # CNY/kWh against its 0.269 valley).
+        q[self.sl("grid.exp")] = -np.minimum(td.price_export, td.price_import) * dt
         up[self.sl("grid.imp")] = p.grid.import_max_kw * mw
         up[self.sl("grid.exp")] = p.grid.export_max_kw * mw
         mean_price = float(np.mean(td.price_import))
@@ -530,7 +534,18 @@ class QpModel:
         if warm is not None:
             self._solver.warm_start(x=warm[0], y=warm[1])
         r = self._solver.solve(raise_error=False)
-        ok = r.info.status in _SOLVED and r.x is not None and np.all(np.isfinite(r.x))
+        ok = bool(r.info.status in _SOLVED and r.x is not None and np.all(np.isfinite(r.x)))
+        if not ok and "time limit" not in str(r.info.status):
+            # The fast settings (fixed rho, no scaling) occasionally stall or misreport
+            # infeasibility on degenerate corners (a full store with nothing to do: found
+            # by hypothesis). Retry once, cold, with OSQP's robust defaults (adaptive rho,
+            # Ruiz scaling) before the controller falls back; the fast solver is kept.
+            robust = osqp.OSQP()
+            robust.setup(self.p_matrix(obj, mask), q, self.A, lo, up, verbose=False, eps_abs=self.eps,
+                         eps_rel=self.eps / 2, max_iter=10 * self.max_iter, polishing=False, time_limit=limit)
+            r2 = robust.solve(raise_error=False)
+            if r2.info.status in _SOLVED and r2.x is not None and np.all(np.isfinite(r2.x)):
+                r, ok = r2, True
         x = np.asarray(r.x, float) if r.x is not None else np.zeros(self.n)
         y = np.asarray(r.y, float) if r.y is not None else np.zeros(self.m)
         return QpResult(bool(ok), str(r.info.status), x, y, int(r.info.iter),

@@ -64,11 +64,15 @@ def test_plan_prices_override_the_tariff(park_a: Park) -> None:
     fc = park_a.forecast(T0)
     flat = np.full(n, 0.5)
     plan = Plan("p1", T0, 900.0, flat.copy(), np.full(n, 0.1), np.full(n, 0.58), 3.65, 82.0)
-    spike = replace(plan, export_cny_per_kwh=np.where(np.arange(n) == 76, 5.0, 0.1))
+    # one meter, net metering: export is valued at no more than import costs, so the
+    # spike is on both prices (an export price alone above the import price buys nothing)
+    at76 = np.arange(n) == 76
+    spike = replace(plan, export_cny_per_kwh=np.where(at76, 5.0, 0.1),
+                    import_cny_per_kwh=np.where(at76, 5.0, 0.5))
     snap = park_a.snapshot(EVENING, soc_frac=0.6)
     d_flat, _ = decide(snap, fc, plan, ControllerState.fresh(park_a.config))
     d_spike, _ = decide(snap, fc, spike, ControllerState.fresh(park_a.config))
-    # a plan's export price spike at 19:00 (the tariff is not in force) sells the battery
+    # a plan's price spike at 19:00 (the tariff is not in force) sells the battery
     assert d_flat.setpoints["bess1.p_set_kw"] > -1000
     assert d_spike.setpoints["bess1.p_set_kw"] < -5000
     assert d_spike.flows_kw["grid.exp"] > 5000
@@ -185,3 +189,4 @@ def test_rules_controller_same_interface(park_a: Park, park_b: Park) -> None:
     d, _ = decide_rules(park_b.snapshot(T0 + 9 * 3600, ice_frac=0.6), park_b.forecast(T0), None,
                         ControllerState.fresh(park_b.config))
     assert d.setpoints["ice1.melt_set_kw"] < 0           # 08-11: melt
+

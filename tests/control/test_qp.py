@@ -45,3 +45,35 @@ def test_bench_returns_figures_without_asserting_time() -> None:
         assert k in out
     assert out["failed"] == 0 and out["variables"] == 56 * 18
     assert "ratio_p50" in out["cvxpy_osqp"]
+
+
+
+def test_feed_in_above_the_import_price_does_not_import_and_export_at_once() -> None:
+    """One meter: with feed-in above the import tariff (Park B's 0.4155 CNY/kWh against its
+    0.269 valley) the QP must not plan to buy and sell in the same step; it values an
+    exported kWh at no more than an imported one costs (net metering, convex)."""
+    from dataclasses import replace
+
+    from edge.control.bench import T0, _inputs, _tick_data, park
+    from edge.control.commitment import commit
+    from edge.control.controller import ControllerState
+    from edge.control.qp import QpModel
+
+    pk = park("a", deadline_s=0.0, layout=GRADED, eps=1e-4)
+    grid = ControllerState.fresh(pk.config).grid
+    t = T0 + 6 * 3600.0
+    fc = pk.forecast(t, n=int(grid.dt_h.sum() * 4) + 8, seed=0, noise=0.0)
+    inp = _inputs(pk.config, grid, pk.snapshot(t, soc_frac=0.5), fc, None)
+    cm = commit(pk.plant, grid, t, heat_kw=inp.heat_kw, cooling_kw=inp.cooling_kw,
+                elec_net_kw=inp.elec_kw - sum(inp.renewable_kw.values(), np.zeros(grid.n)),
+                price_import=inp.price_import, gas_cny_per_m3=inp.gas,
+                carbon_cny_per_t=inp.carbon, ice_kwh=inp.ice_kwh, status={})
+    td = _tick_data(pk.config, inp, cm, {})
+    td = replace(td, price_import=np.full(grid.n, 0.05), price_export=np.full(grid.n, 0.4155), carbon_cny_per_t=0.0)
+    m = QpModel(pk.plant, grid, cm.units, eps=1e-5)
+    q, lo, up, mask = m.vectors(td)
+    m.setup(td.objective, mask, q, lo, up)
+    res = m.solve_vectors(q, lo, up, m.p_matrix(td.objective, mask).data, None, 0.0, td.objective, mask)
+    assert res.ok
+    both = np.minimum(res.x[m.sl("grid.imp")], res.x[m.sl("grid.exp")]) * 1e3   # kW
+    assert both.max() < 50.0, both

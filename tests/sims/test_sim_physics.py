@@ -186,3 +186,70 @@ def test_setpoints_take_the_passive_sign_like_the_measurements() -> None:
     f = b.step(900.0)
     assert f.heat_supply_kw["gb1"] == 2000.0 and f.heat_supply_kw["ehb1"] == 1000.0
     assert f.electric_kw["ehb1"] == 500.0
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(import_max=st.floats(0.0, 4_000.0), charge=st.floats(0.0, 10_000.0), hour=st.integers(0, 23))
+def test_at_the_import_limit_unserved_is_negative_and_the_bus_closes(import_max, charge, hour) -> None:  # type: ignore[no-untyped-def]
+    park = build_park("park-a", seed=hour, start_utc=START.replace(hour=hour), soc_frac=0.2)
+    grid = park.devices["grid1"]
+    grid.import_max_kw = import_max
+    park.apply({"bess1.p_set_kw": charge, "chp1.p_set_kw": 0.0, "chp2.p_set_kw": 0.0})
+    f = park.step(900.0)
+    _check_step(park, f)
+    e = f.electric_kw
+    assert e["unserved"] <= 0.0 and math.isclose(f.elec_unserved_kw, -e["unserved"])
+    if f.elec_unserved_kw > 1e-9:
+        assert math.isclose(e["grid1"], -import_max)
+        # what the bus needed beyond the limit is exactly what went unserved
+        demand = math.fsum(v for k, v in e.items() if k not in ("grid1", "unserved", "spill"))
+        assert math.isclose(demand - import_max, f.elec_unserved_kw, rel_tol=1e-9, abs_tol=1e-6)
+
+
+def test_replay_at_the_import_limit_books_the_shortfall_as_unserved() -> None:
+    park = build_park("park-a", seed=0, start_utc=START.replace(hour=12), soc_frac=0.2)
+    park.devices["grid1"].import_max_kw = 0.0
+    park.apply({"bess1.p_set_kw": 10_000.0, "chp1.p_set_kw": 0.0, "chp2.p_set_kw": 0.0})
+    for _ in range(8):
+        f = park.step(900.0)
+        _check_step(park, f)
+        assert f.grid_import_kw == 0.0
+        assert f.elec_unserved_kw == -f.electric_kw["unserved"] >= 0.0
+
+
+def test_running_units_pick_up_thermal_demand_beyond_their_setpoints() -> None:
+    # Park B, a summer afternoon: every chiller asked for 1 kW (on), the ice store idle.
+    park = build_park("park-b", seed=0, start_utc=START.replace(hour=6), ice_frac=0.5)
+    sp = {f"{n}.q_set_kw": -1.0 for n in ("bch1", "bch2", "sch1")}
+    sp |= {f"dch{i}.mode_set": d.MODE_COOL for i in range(1, 5)} | {f"dch{i}.q_set_kw": -1.0 for i in range(1, 5)}
+    sp |= {"gb1.q_set_kw": -1.0, "gb2.q_set_kw": 0.0, "gb3.q_set_kw": 0.0}
+    sp |= {"ehb1.q_set_kw": 0.0, "ehb2.q_set_kw": 0.0, "ehb1.p_set_kw": 0.0, "ehb2.p_set_kw": 0.0}
+    park.apply(sp)
+    f = park.step(900.0)
+    _check_step(park, f)
+    cool = f.loads_kw["cool"]
+    cap = sum(park.devices[n].q_max_kw for n in ("bch1", "bch2", "sch1")) + 4 * park.devices["dch1"].q_cool_max_kw
+    assert cool > 100.0
+    assert math.isclose(f.cool_unserved_kw, max(cool - cap, 0.0), abs_tol=1e-6)
+    for n in ("bch1", "bch2", "sch1", "dch1"):
+        dev = park.devices[n]
+        assert dev.q_kw >= 1.0 and math.isclose(f.electric_kw[n], dev.p_el_kw)   # electricity follows
+    # heat: only the firing boiler (gb1) loads up, to its rating; the others stay off
+    heat = f.loads_kw["heat"]
+    gb1 = park.devices["gb1"]
+    assert math.isclose(gb1.q_kw, min(max(heat, 1.0), gb1.q_max_kw))
+    assert park.devices["gb2"].q_kw == 0.0 and park.devices["gb3"].q_kw == 0.0
+    assert math.isclose(f.heat_unserved_kw, max(heat - gb1.q_max_kw, 0.0), abs_tol=1e-6)
+
+
+def test_units_switched_off_do_not_pick_up() -> None:
+    park = build_park("park-b", seed=0, start_utc=START.replace(hour=6))
+    sp = {f"{n}.q_set_kw": 0.0 for n in ("bch1", "bch2", "sch1")}
+    sp |= {f"dch{i}.mode_set": d.MODE_OFF for i in range(1, 5)}
+    park.apply(sp)
+    park.devices["ice1"].stored_kwh = 0.0
+    for dch in ("dch1", "dch2", "dch3", "dch4"):
+        park.devices[dch].mode = d.MODE_OFF
+    f = park.step(900.0)
+    _check_step(park, f)
+    assert math.isclose(f.cool_unserved_kw, f.loads_kw["cool"])

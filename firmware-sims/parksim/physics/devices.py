@@ -243,6 +243,12 @@ class Chiller(Device):
         self.q_kw = min(max(target, 0.0), self.q_max_kw)
         return self.q_kw
 
+    def pick_up(self, extra_kw: float) -> float:
+        """A running unit's own controller loads up on rising chilled-water temperature."""
+        add = min(max(extra_kw, 0.0), self.q_max_kw - self.q_kw) if self.q_kw > 0.0 else 0.0
+        self.q_kw += add
+        return add
+
     @property
     def p_el_kw(self) -> float:
         return self.q_kw / self.cop
@@ -315,6 +321,13 @@ class DualChiller(Device):
             self.q_kw = min(max(target, 0.0), self.q_cool_max_kw)
         return self.q_kw
 
+    def pick_up(self, extra_kw: float) -> float:
+        """In cooling mode (committed) the unit loads up on rising chilled-water temperature."""
+        add = (min(max(extra_kw, 0.0), self.q_cool_max_kw - self.q_kw)
+               if self.mode == MODE_COOL else 0.0)
+        self.q_kw += add
+        return add
+
     def tick(self, dt_s: float) -> None:
         self.t_in_state_s += dt_s
 
@@ -380,6 +393,17 @@ class IceStore(Device):
         self.q_melt_kw = min(max(-self.sp["melt_set_kw"], 0.0), cap)
         return self.q_melt_kw
 
+    def pick_up(self, extra_kw: float, dt_s: float) -> float:
+        """In melt mode more cold is released when the return water warms, up to the release cap."""
+        if self.mode != STORE_MELT:
+            return 0.0
+        dt_h = dt_s / H
+        cap = min(self.melt_max_kw, (1.0 - self.release_loss_frac) * self.stored_kwh,
+                  self.stored_kwh * self.eff_release / dt_h)
+        add = min(max(extra_kw, 0.0), max(cap - self.q_melt_kw, 0.0))
+        self.q_melt_kw += add
+        return add
+
     def settle(self, dt_s: float, q_charge_kw: float) -> None:
         dt_h = dt_s / H
         self.q_charge_kw = q_charge_kw
@@ -402,6 +426,12 @@ class GasBoiler(Device):
         target = -self.sp["q_set_kw"] if self.remote else residual_kw
         self.q_kw = min(max(target, 0.0), self.q_max_kw)
         return self.q_kw
+
+    def pick_up(self, extra_kw: float) -> float:
+        """A firing boiler's own controller loads up on falling hot-water temperature."""
+        add = min(max(extra_kw, 0.0), self.q_max_kw - self.q_kw) if self.q_kw > 0.0 else 0.0
+        self.q_kw += add
+        return add
 
     @property
     def fuel_kw(self) -> float:
@@ -443,6 +473,15 @@ class HeatStorageBoiler(Device):
         p = min(max(p_target, 0.0), self.p_max_kw, max(room, 0.0) / (self.eff * dt_h))
         self.p_el_kw, self.q_kw = p, q
         return q
+
+    def pick_up(self, extra_kw: float, dt_s: float) -> float:
+        """A store already releasing (q > 0) releases more, up to its rating and what it holds."""
+        if self.q_kw <= 0.0:
+            return 0.0
+        add = min(max(extra_kw, 0.0), self.q_max_kw - self.q_kw,
+                  max(self.stored_kwh / (dt_s / H) - self.q_kw, 0.0))
+        self.q_kw += add
+        return add
 
     def settle(self, dt_s: float) -> None:
         dt_h = dt_s / H

@@ -37,6 +37,7 @@ class StepFlows:
 
     electric_kw: every bus term by device ("grid1" is the slack), bus sign; plus
         "unserved" (<= 0) and "spill" (>= 0) so that the sum is exactly zero.
+    elec_unserved_kw: the magnitude (>= 0) of electric_kw["unserved"].
     heat_supply_kw / heat_use_kw: producers and consumers of heat (heating load
         as "load", absorption chiller input); heat_dump_kw surplus rejected,
         heat_unserved_kw demand not met. Same for cooling.
@@ -184,6 +185,14 @@ class Park:
         for dev in [u for u in gbs if not u.remote]:
             heat_sup[dev.name] = q = dev.dispatch(max(residual, 0.0))
             residual -= q
+        # Residual heat: hot-water temperature falls and the units that are on load up
+        # (remote gas boilers firing, then remote stores already releasing). CHPs hold
+        # their electric setpoint.
+        for dev in [u for u in gbs if u.remote] + [u for u in ehbs if u.remote]:
+            if residual > 1e-9:
+                add = dev.pick_up(residual) if isinstance(dev, d.GasBoiler) else dev.pick_up(residual, dt_s)
+                heat_sup[dev.name] += add
+                residual -= add
         heat_total = math.fsum(heat_sup.values())
 
         # Cooling: ice melt, absorption on surplus heat, electric chillers.
@@ -217,6 +226,14 @@ class Park:
             cool_sup[dev.name] = q = (dev.dispatch(max(cool_res, 0.0), 0.0)
                                       if isinstance(dev, d.DualChiller) else dev.dispatch(max(cool_res, 0.0)))
             cool_res -= q
+        # Residual cooling: chilled-water temperature rises and what is on loads up
+        # (remote electric chillers running, dual chillers in cooling mode, ice stores
+        # melting), each to its rating; only the rest is unserved.
+        for dev in [u for u in chillers if u.remote] + [u for u in cool_duals if u.remote] + ice:
+            if cool_res > 1e-9:
+                add = dev.pick_up(cool_res, dt_s) if isinstance(dev, d.IceStore) else dev.pick_up(cool_res)
+                cool_sup[dev.name] += add
+                cool_res -= add
         for dc in duals:
             if dc.mode != d.MODE_COOL:
                 cool_sup.setdefault(dc.name, 0.0)
@@ -274,7 +291,7 @@ class Park:
         grid_p = -net  # > 0 export
         unserved = spill = 0.0
         if grid_p < -grid.import_max_kw:
-            unserved = -grid.import_max_kw - grid_p
+            unserved = grid_p + grid.import_max_kw  # < 0: load the grid could not serve
             grid_p = -grid.import_max_kw
         elif grid_p > grid.export_max_kw:
             spill = grid_p - grid.export_max_kw
@@ -309,7 +326,7 @@ class Park:
             cool_supply_kw=cool_sup, cool_use_kw={"load": exo.cool_kw},
             cool_dump_kw=max(cool_bal, 0.0), cool_unserved_kw=max(-cool_bal, 0.0),
             grid_import_kw=max(-grid_p, 0.0), grid_export_kw=max(grid_p, 0.0),
-            elec_unserved_kw=unserved,
+            elec_unserved_kw=-unserved,
             curtailed_kw=sum(u.avail_kw - u.p_gen_kw for u in pvs + winds),
             storage=storage, gas_m3=gas_kw * dt_h / d.GAS_KWH_PER_M3, diesel_l=diesel_l,
             loads_kw={**loads, "heat": exo.heat_kw, "cool": exo.cool_kw},
