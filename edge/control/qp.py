@@ -383,12 +383,12 @@ class QpModel:
             lo[self.sl(f"{b.name}.e")] = b.soc_min_frac * b.capacity_kwh * mw / E_MWH
             up[self.sl(f"{b.name}.e")] = b.soc_max_frac * b.capacity_kwh * mw / E_MWH
             e0 = td.soc_kwh[b.name] * mw / E_MWH
-            # measured outside its band (calibration, a manual run): the band is relaxed to
-            # what full power can reach by each step, so the QP stays feasible
-            reach_up = e0 + np.cumsum(b.p_charge_max_kw * mw * b.eta_charge * dt) / E_MWH
-            reach_dn = e0 - np.cumsum(b.p_discharge_max_kw * mw / b.eta_discharge * dt) / E_MWH
-            lo[self.sl(f"{b.name}.e")] = np.minimum(lo[self.sl(f"{b.name}.e")], reach_up)
-            up[self.sl(f"{b.name}.e")] = np.maximum(up[self.sl(f"{b.name}.e")], reach_dn)
+            # Measured outside its band (a BMS recalibration, a manual run): the band widens
+            # to include the measured level, so the plan may hold it but never go further
+            # out. Forcing it back at full power is not always possible: with no load and
+            # the export limit reached the discharge has nowhere to go (found by hypothesis).
+            lo[self.sl(f"{b.name}.e")] = np.minimum(lo[self.sl(f"{b.name}.e")], e0)
+            up[self.sl(f"{b.name}.e")] = np.maximum(up[self.sl(f"{b.name}.e")], e0)
             r0 = self.row_dyn[b.name]
             lo[r0] = up[r0] = e0
         for chp in p.chps:

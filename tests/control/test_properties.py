@@ -73,3 +73,31 @@ def test_ramps_hold_over_a_run_of_ticks(steps: list[tuple[float, float]], ramp: 
             for k in ("bess1.p_set_kw", "chp1.p_set_kw"):
                 assert abs(d.setpoints[k] - prev[k]) <= ramp * (t - prev_ts) + 1e-6
         prev, prev_ts = dict(d.setpoints), t
+
+
+def test_a_nearly_full_ice_store_at_night_stops_ice_making() -> None:
+    """Found by hypothesis: a sliver of room made the commitment start ice-making whose
+    minimum load would overfill the store, and the QP had no solution (fallback to rules)."""
+    p = PARKS["b"]
+    fc = _scaled(p, p.forecast(T0, n=300), 0.0, 0.0, 0.0)
+    for ice in (0.9999999999999999, 0.99999999, 0.9999, 1.0):
+        snap = p.snapshot(T0, soc_frac=0.0, ice_frac=ice, quality=Quality.GOOD)
+        d, _ = decide(snap, fc, None, ControllerState.fresh(p.config))
+        assert d.reason == "optimal", (ice, d.detail)
+        assert all(d.setpoints[c.mode_set_point] != 2 for c in p.plant.dual_chillers), ice
+
+
+def test_a_battery_measured_above_its_band_is_planned_not_given_up_on() -> None:
+    """Found by hypothesis: SOC 1.0 (max 0.95) with no load and no export room could not be
+    forced back into the band in one step, so the QP had no solution."""
+    p = PARKS["a"]
+    fc = _scaled(p, p.forecast(T0, n=300), 0.0, 0.0, 0.0)
+    for soc in (1.0, 0.99, 0.0):
+        d, _ = decide(p.snapshot(T0, soc_frac=soc, ice_frac=0.0, quality=Quality.GOOD), fc, None,
+                      ControllerState.fresh(p.config))
+        assert d.reason == "optimal", (soc, d.detail)
+        b = p.plant.batteries[0]
+        if soc >= b.soc_max_frac:
+            assert d.setpoints[b.p_set_point] <= 1e-6  # never charges a battery already too full
+        if soc <= b.soc_min_frac:
+            assert d.setpoints[b.p_set_point] >= -1e-6  # never discharges one already too empty
