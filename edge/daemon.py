@@ -37,6 +37,7 @@ from edge.store import StoreConfig as StoreSettings
 log = logs.get("daemon")
 VERSION = "0.1.0"
 _STOP_TIMEOUT_S = 5.0
+_SLOW_METRICS_EVERY_S = 5.0
 
 
 def sd_notify(message: str) -> None:
@@ -109,6 +110,8 @@ class Daemon:
         self.actuation.set_mode(site.control.mode, ts=time.time(), who="config", reason="start")
         self.cloud = CloudLink(site, self.store, self.actuation)
         self.controller = _controller_for(site, self.cloud)
+        self._next_slow_metrics = 0.0
+        self._outbox_dropped_seen = int(self.store.stats().counters.get("outbox_dropped_rows", 0))
         self.last_snapshot: Snapshot | None = None
         self.last_decision: dict[str, Any] = {}
 
@@ -204,6 +207,9 @@ class Daemon:
         for q, n in counts.items():
             self.metrics.points.labels(q).set(n)
         self.cloud.after_commit(ts)
+        if ts >= self._next_slow_metrics:
+            self._next_slow_metrics = ts + _SLOW_METRICS_EVERY_S
+            self._refresh_slow_metrics()
         self._last_tick_mono = time.monotonic()
         self.ticks.record(ts, self._last_tick_mono - started)
         sd_notify("WATCHDOG=1")
@@ -214,7 +220,28 @@ class Daemon:
         setpoints, info = self.controller(snap)
         self.last_decision = info
         self.metrics.control_reason.labels(str(info.get("reason", "unknown"))).inc()
+        if info.get("solve_ms") is not None:
+            self.metrics.solve_duration.observe(float(info["solve_ms"]) / 1e3)
         return setpoints
+
+    def _refresh_slow_metrics(self) -> None:
+        """Gauges read from state that costs a query (the store) or changes slowly (forecasts)."""
+        stats = self.store.stats()
+        self.metrics.store_bytes.set(stats.used_bytes)
+        self.metrics.outbox_rows.set(stats.outbox_pending_rows)
+        dropped = int(stats.counters.get("outbox_dropped_rows", 0))
+        if dropped > self._outbox_dropped_seen:
+            self.metrics.outbox_dropped.inc(dropped - self._outbox_dropped_seen)
+        self._outbox_dropped_seen = dropped
+        self.metrics.mqtt_connected.set(1.0 if self.cloud.uplink.connected else 0.0)
+        forecaster = getattr(self.controller, "forecaster", None)
+        if forecaster is None:
+            return
+        for target, t in forecaster.state()["targets"].items():
+            self.metrics.forecast_fallback.labels(target).set(0.0 if str(t["source"]).startswith("model") else 1.0)
+            for source, key in (("in_force", "nmae_in_force"), ("baseline", "nmae_baseline")):
+                if t["skill"].get(key) is not None:
+                    self.metrics.forecast_nmae.labels(target, source).set(t["skill"][key])
 
     # ------------------------------------------------------------------ local socket
 

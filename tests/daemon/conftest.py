@@ -8,13 +8,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from parkfix import eventually, site_for
 from parksim.runtime import SimPark
 
 from edge.config import SiteConfig
 from edge.daemon import Daemon
-
-__all__ = ["eventually", "site_for"]  # still imported from here by older tests; prefer parkfix
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ ticks with every point comm-lost, which is also what it must survive."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -87,6 +88,18 @@ def test_ready_watchdog_metrics_and_clean_stop(tmp_path: Path, notify: socket.so
                      'parkedge_device_up{device="bess1",protocol="modbus"} 0.0', "parkedge_store_rows_total",
                      'parkedge_mode{mode="auto"} 1.0', 'parkedge_poll_errors_total{device="chp1",kind="comm_lost"}'):
             assert name in text, name
+        # gauges read from the store and the uplink: set, and with the values they should have
+        assert "parkedge_mqtt_connected 0.0" in text  # mqtt disabled in the site file
+
+        def gauge(name: str) -> float | None:
+            page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+            m = re.search(rf"^{name} (\S+)$", page, re.M)
+            return float(m.group(1)) if m else None
+
+        end = time.monotonic() + 30  # refreshed every 5 s; the limit only stops a hung test
+        while not gauge("parkedge_store_bytes") and time.monotonic() < end:
+            time.sleep(0.5)
+        assert (gauge("parkedge_store_bytes") or 0) > 0  # read from the store, not left at its initial 0
         proc.send_signal(signal.SIGTERM)
         messages(notify, "STOPPING=1")
         assert proc.wait(timeout=30) == 0

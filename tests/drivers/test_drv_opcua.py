@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -13,10 +12,6 @@ from typing import Any
 import pytest
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from drivers.opcua import OpcUaClient
 from drivers.spec import (
@@ -29,6 +24,7 @@ from drivers.spec import (
     SecurityPolicy,
 )
 from drivers.types import Quality, Reading, WriteRefused
+from edge.pki import make_opcua_client_cert
 
 URI = "urn:parkedge:sim:test"
 POINTS = (
@@ -57,56 +53,8 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, limit_s: float = 2
 
 
 def _cert(tmp: Path, name: str, uri: str) -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.UniformResourceIdentifier(uri), x509.DNSName(socket.gethostname())]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=True,
-                key_encipherment=True,
-                data_encipherment=True,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / f"{name}.der", tmp / f"{name}.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(key_path)
+    cert, key = make_opcua_client_cert(tmp, name=name, application_uri=uri, days=30)
+    return str(cert), str(key)
 
 
 class _Users:
