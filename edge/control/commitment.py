@@ -22,7 +22,13 @@ from edge.control.inputs import local_hour_month
 from edge.control.plant import GAS_CO2_KG_PER_KWH, GAS_KWH_PER_M3, DualChiller, IceStore, PlantModel
 from edge.control.qp import StepGrid, Vec
 
-__all__ = ["Commitment", "UnitStatus", "commit", "in_window", "min_up_down"]
+__all__ = ["RESERVE_FRAC", "Commitment", "UnitStatus", "commit", "ice_windows", "in_window", "min_up_down"]
+
+# Thermal units staged for this much above what the relaxation needs of them: a load
+# above the forecast then finds a running unit with room instead of going unserved.
+RESERVE_FRAC = 0.15
+# Below this a relaxed series is the solver's tolerance (eps 1e-3 MW), not a need.
+TRACE_KW = 10.0
 
 
 
@@ -127,23 +133,24 @@ def _stage(need_kw: Vec, caps_kw: list[float]) -> list[NDArray[np.int64]]:
 def commit(plant: PlantModel, grid: StepGrid, now_ts: float, *, heat_kw: Vec, cooling_kw: Vec,
            elec_net_kw: Vec, price_import: Vec, gas_cny_per_m3: float, carbon_cny_per_t: float,
            ice_kwh: Mapping[str, float], status: Mapping[str, UnitStatus],
-           plan_modes: Mapping[str, Vec] | None = None) -> Commitment:
-    """The horizon's on/off schedule; ``elec_net_kw`` is electric load less renewables."""
+           plan_modes: Mapping[str, Vec] | None = None,
+           relaxed_kw: Mapping[str, Vec] | None = None,
+           reserve_frac: float = RESERVE_FRAC) -> Commitment:
+    """The horizon's on/off schedule; ``elec_net_kw`` is electric load less renewables.
+
+    With ``relaxed_kw`` (per unit series of the QP solved with minimum loads dropped:
+    ``chp1.p``, ``ch1.c``, ``dch1.c``, ``dch1.ice``, ... in kW) the units are staged to
+    carry what the relaxation gives each kind, plus ``reserve_frac`` of it for thermal
+    units, so that a load above the forecast finds a running unit with room (the
+    physics' running units pick it up). Without it, the merit heuristics below decide.
+    """
     start_s = grid.start_h * 3600.0
     n = grid.n
     want: dict[str, NDArray[np.int64]] = {}
-
-    # ice stores: night-only charging as step fractions; step 0 is decided by "now" alone
-    charge_ok: dict[str, Vec] = {}
-    melt_ok: dict[str, Vec] = {}
-    minute = np.arange(round(float(grid.dt_h.sum()) * 60)) * 60.0 + 30.0
-    counts = np.round(grid.dt_h * 60).astype(np.int64)
-    for st in plant.ice_stores:
-        inside = in_window(plant.timezone, now_ts + minute, st.charge_hours).astype(float)
-        frac = np.add.reduceat(inside, np.concatenate([[0], np.cumsum(counts)[:-1]])) / counts
-        frac[0] = float(in_window(plant.timezone, np.array([now_ts]), st.charge_hours)[0])
-        charge_ok[st.name] = frac
-        melt_ok[st.name] = 1.0 - frac
+    charge_ok, melt_ok = ice_windows(plant, grid, now_ts)
+    if relaxed_kw is not None:
+        want = _round_relaxed(plant, relaxed_kw, status, charge_ok, n, reserve_frac)
+        return _finish(plant, grid, now_ts, want, status, plan_modes, ice_kwh, charge_ok, melt_ok)
 
     # chillers: ice makers fill the store in the window; by day the ice goes to the
     # dearest steps, chillers cover the rest in order of efficiency
@@ -215,6 +222,103 @@ def commit(plant: PlantModel, grid: StepGrid, now_ts: float, *, heat_kw: Vec, co
                       strict=True):
         want[dg.name] = on
 
+    return _finish(plant, grid, now_ts, want, status, plan_modes, ice_kwh, charge_ok, melt_ok)
+
+
+def ice_windows(plant: PlantModel, grid: StepGrid, now_ts: float) -> tuple[dict[str, Vec], dict[str, Vec]]:
+    """Per ice store, the fraction of each step charging (night window) and melting may run;
+    step 0 is decided by "now" alone."""
+    charge_ok: dict[str, Vec] = {}
+    melt_ok: dict[str, Vec] = {}
+    minute = np.arange(round(float(grid.dt_h.sum()) * 60)) * 60.0 + 30.0
+    counts = np.round(grid.dt_h * 60).astype(np.int64)
+    for st in plant.ice_stores:
+        inside = in_window(plant.timezone, now_ts + minute, st.charge_hours).astype(float)
+        frac = np.add.reduceat(inside, np.concatenate([[0], np.cumsum(counts)[:-1]])) / counts
+        frac[0] = float(in_window(plant.timezone, np.array([now_ts]), st.charge_hours)[0])
+        charge_ok[st.name] = frac
+        melt_ok[st.name] = 1.0 - frac
+    return charge_ok, melt_ok
+
+
+def _stage_by(need_kw: Vec, units: list[tuple[str, float, float]], free: Mapping[str, NDArray[np.bool_]],
+              min_kw: float = 0.0) -> dict[str, NDArray[np.int64]]:
+    """Units (name, capacity kW, minimum load kW), in order of preference, switched on where
+    ``free`` until they cover ``need_kw``; a unit whose minimum load is above what is left
+    to cover gives way to one that can run that low, so a small need is not met by a big
+    unit running at its minimum and dumping the rest."""
+    out = {name: np.zeros(len(need_kw), np.int64) for name, _, _ in units}
+    for k, need in enumerate(need_kw):
+        left = float(need)
+        avail = [u for u in units if free[u[0]][k]]
+        while left > min_kw and avail:
+            fits = [u for u in avail if u[2] <= left + 1e-6]
+            u = fits[0] if fits else min(avail, key=lambda v: v[2])
+            out[u[0]][k] = 1
+            left -= u[1]
+            avail.remove(u)
+    return out
+
+
+def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str, UnitStatus],
+                   charge_ok: Mapping[str, Vec], n: int, reserve: float) -> dict[str, NDArray[np.int64]]:
+    """Whole units for the relaxation's totals per kind; running units first, then by merit."""
+    zero = np.zeros(n)
+    want: dict[str, NDArray[np.int64]] = {}
+
+    def g(s: str) -> Vec:
+        return np.asarray(x.get(s, zero), float)
+
+    def running_first(u: str) -> int:
+        st = status.get(u)
+        return 0 if st is not None and st.mode != 0 else 1
+
+    yes = np.ones(n, bool)
+    # ice makers in ice mode for the ice the relaxation makes (no reserve: ice is a choice)
+    ice_mode: dict[str, NDArray[np.bool_]] = {d.name: np.zeros(n, bool) for d in plant.dual_chillers}
+    for st in plant.ice_stores:
+        makers = sorted((d for d in plant.dual_chillers if d.ice_store == st.name),
+                        key=lambda d: (running_first(d.name), -d.cop_ice, d.name))
+        need = sum((g(f"{d.name}.ice") for d in makers), zero.copy())
+        window = np.asarray(charge_ok[st.name]) > 0.5
+        staged = _stage_by(need, [(d.name, d.ice_max_kw, d.min_load_frac * d.ice_max_kw) for d in makers],
+                           {d.name: window for d in makers}, min_kw=TRACE_KW)
+        for d in makers:
+            ice_mode[d.name] = staged[d.name] > 0
+    # chillers in cooling mode for the chillers' cooling, with reserve
+    chillers: list[tuple[str, float, float, float]] = [
+        (c.name, c.cool_max_kw, c.cop, c.min_load_frac * c.cool_max_kw) for c in plant.electric_chillers]
+    chillers += [(d.name, d.cool_max_kw, d.cop_cool, d.min_load_frac * d.cool_max_kw) for d in plant.dual_chillers]
+    chillers.sort(key=lambda c: (running_first(c[0]), -c[2], -c[1], c[0]))
+    need = sum((g(f"{c[0]}.c") for c in chillers), zero.copy()) * (1.0 + reserve)
+    free = {c[0]: ~ice_mode.get(c[0], np.zeros(n, bool)) for c in chillers}
+    for name, on in _stage_by(need, [(c[0], c[1], c[3]) for c in chillers], free, min_kw=TRACE_KW).items():
+        want[name] = np.where(ice_mode.get(name, np.zeros(n, bool)), 2, on).astype(np.int64)
+    for d in plant.dual_chillers:
+        want.setdefault(d.name, np.where(ice_mode[d.name], 2, 0).astype(np.int64))
+    # CHP: reserve where it is the only heat (no boilers to take a shortfall)
+    chp_reserve = reserve if not (plant.gas_boilers or plant.electric_boilers) else 0.0
+    chps = sorted(plant.chps, key=lambda c: (running_first(c.name), -c.eta_elec, -c.p_max_kw, c.name))
+    need = sum((g(f"{c.name}.p") for c in chps), zero.copy()) * (1.0 + chp_reserve)
+    want.update(_stage_by(need, [(c.name, c.p_max_kw, c.min_load_frac * c.p_max_kw) for c in chps],
+                          {c.name: yes for c in chps}, min_kw=TRACE_KW))
+    # diesel: only for what the relaxation really wants of it (half a minimum load), not
+    # for the solver's tolerance-sized traces
+    dgs = sorted(plant.diesels, key=lambda d: (running_first(d.name), d.fuel_g_per_kwh, d.name))
+    need = sum((g(f"{d.name}.p") for d in dgs), zero.copy())
+    floor_kw = 0.5 * min((d.min_load_frac * d.p_max_kw for d in dgs), default=0.0)
+    want.update(_stage_by(need, [(d.name, d.p_max_kw, d.min_load_frac * d.p_max_kw) for d in dgs],
+                          {d.name: yes for d in dgs}, min_kw=max(floor_kw, TRACE_KW)))
+    return want
+
+
+def _finish(plant: PlantModel, grid: StepGrid, now_ts: float, want: dict[str, NDArray[np.int64]],
+            status: Mapping[str, UnitStatus], plan_modes: Mapping[str, Vec] | None,
+            ice_kwh: Mapping[str, float], charge_ok: dict[str, Vec],
+            melt_ok: dict[str, Vec]) -> Commitment:
+    """The plan's commitment over the wanted one, then minimum up/down and full ice stores."""
+    start_s = grid.start_h * 3600.0
+    n = grid.n
     if plan_modes:
         for u, m in plan_modes.items():
             if u in want:

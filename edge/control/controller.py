@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 
 from edge.control import rules as _rules
-from edge.control.commitment import Commitment, UnitStatus, commit
+from edge.control.commitment import Commitment, UnitStatus, commit, ice_windows
 from edge.control.inputs import Forecast, Plan, Tariff, covered, local_hour_month, sample
 from edge.control.plant import PlantModel
 from edge.control.points import (
@@ -38,6 +38,7 @@ from edge.model import Snapshot
 __all__ = ["ControllerConfig", "ControllerState", "Decision", "Reason", "SolveStats", "decide",
            "decide_rules"]
 
+RELAXED = "<relaxed>"     # cache key marker of the commitment's relaxed QP (no unit has this name)
 Reason = Literal["optimal", "shifted_previous", "rules", "safe_defaults"]
 RuleFn = Callable[[PlantModel, _rules.RuleContext], dict[str, float]]
 
@@ -205,6 +206,12 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
     wrated = sum(r.p_rated_kw for r in p.renewables if r.kind == "wind") or 1.0
     ren = {r.name: np.clip(fs(fc.pv_kw if r.kind == "pv" else fc.wind_kw), 0, None)
            * r.p_rated_kw / (rated if r.kind == "pv" else wrated) for r in p.renewables}
+    for r in p.renewables:
+        # step 0 is what the plant can give now, as for the loads: a forecast below it had the
+        # battery exporting into the export limit while the PV it displaced was spilled
+        now = _read(snap, r.avail_point, cfg.stale_after_s) if r.avail_point else None
+        if now is not None and now >= 0:
+            ren[r.name][0] = min(now, r.p_rated_kw)
     elec = np.zeros(grid.n)
     shed: dict[str, Vec] = {}
     for ld in p.loads:
@@ -312,6 +319,44 @@ def _model(state: ControllerState, key: frozenset[str]) -> QpModel:
     return m
 
 
+def _relaxed(state: ControllerState, inp: _Inputs, t: float) -> dict[str, Vec] | None:
+    """The QP with every unit available and no minimum loads: what each unit would do if it
+    could run at any load. Its per-unit series are what the commitment rounds into whole
+    units, so on/off follows the same prices and balances as the dispatch. None when it
+    does not solve (the commitment's merit heuristics then decide)."""
+    p, grid = state.config.plant, state.grid
+    if not p.switched:
+        return None
+    key = frozenset(u.name for u in p.switched) | {RELAXED}
+    model = state.cache.get(key)
+    if model is None:
+        model = QpModel(p, grid, key - {RELAXED}, eps=state.config.eps)
+        state.cache[key] = model
+    charge_ok, melt_ok = ice_windows(p, grid, t)
+    ones = np.ones(grid.n)
+    on = {u.name: ones for u in p.switched}
+    ice_on = {d.name: charge_ok[d.ice_store] for d in p.dual_chillers}
+    obj = p.objective
+    td = TickData(inp.price_import, inp.price_export, inp.grid_co2, inp.gas, inp.carbon, inp.diesel,
+                  inp.renewable_kw, inp.elec_kw, inp.shed_max_kw, inp.heat_kw, inp.cooling_kw, on, ice_on,
+                  melt_ok, inp.soc_kwh, inp.ice_kwh, {}, obj, inp.target_kw, inp.heat_store_kwh, relaxed=True)
+    warm = None
+    if model.warm is not None:
+        x0, y0, ts0 = model.warm
+        warm = model.shift(x0, y0, t - ts0)
+    res = model.solve(td, warm, state.config.deadline_s)
+    if not res.ok:
+        model.warm = None
+        return None
+    model.warm = (res.x, res.y, t)
+    out: dict[str, Vec] = {}
+    for s in model.series:
+        if s.endswith((".p", ".c", ".ice")):
+            i = model.series[s] * model.N
+            out[s] = res.x[i:i + model.N] * 1e3 * model.unit[s]
+    return out
+
+
 # --- the tick ----------------------------------------------------------------------------
 
 def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
@@ -321,11 +366,12 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
     grid = state.grid
     inp = _inputs(cfg, grid, snapshot, forecast, plan)
     fc_ok = forecast.start_ts <= t < forecast.start_ts + forecast.step_s * len(forecast.heat_kw)
+    relaxed = None if inp.missing or not fc_ok else _relaxed(state, inp, t)
     cm = commit(p, grid, t, heat_kw=inp.heat_kw, cooling_kw=inp.cooling_kw,
                 elec_net_kw=inp.elec_kw - sum(inp.renewable_kw.values(), np.zeros(grid.n)),
                 price_import=inp.price_import, gas_cny_per_m3=inp.gas,
                 carbon_cny_per_t=inp.carbon, ice_kwh=inp.ice_kwh, status=state.status,
-                plan_modes=inp.plan_modes)
+                plan_modes=inp.plan_modes, relaxed_kw=relaxed)
     td = _tick_data(cfg, inp, cm, _prev_kw(p, state.last_setpoints))
     detail = ""
     if inp.missing or not fc_ok:

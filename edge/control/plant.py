@@ -224,7 +224,11 @@ class Objective:
     # conversion losses grow with the square of the load (I^2 R in converters and
     # transformers, part-load curves): this fraction of the flow is lost at rated power,
     # valued at loss_cny_per_kwh. It also makes the QP strongly convex, which OSQP needs.
-    loss_frac_at_rated: float = 0.02
+    # Kept small: at 2 % its marginal cost (up to 0.024 CNY/kWh on each of a conversion's
+    # two sides) outweighed real price gaps, e.g. Park B's valley electric heat against gas
+    # (0.36 vs 0.39 CNY/kWh), and the heat-storage boilers ran at half power through the
+    # valley while gas boilers burned (closed loop, docs/evaluation.md).
+    loss_frac_at_rated: float = 0.001
     loss_cny_per_kwh: float = 0.6
 
 

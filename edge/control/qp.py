@@ -124,6 +124,8 @@ class TickData:
     objective: Objective
     grid_target_kw: Vec | None = None    # passive sign (+ export); NaN = none
     heat_store_kwh: Mapping[str, float] = field(default_factory=dict)  # electric boilers' stores
+    # minimum loads dropped: the LP relaxation the commitment layer rounds (commitment.py)
+    relaxed: bool = False
 
 
 @dataclass(slots=True)
@@ -180,6 +182,8 @@ class QpModel:
         self.n = len(names) * self.N
         self._build()
         self._solver: osqp.OSQP | None = None
+        # the last solution (x, y, at ts) where the caller keeps it here (the relaxed model)
+        self.warm: tuple[Vec, Vec, float] | None = None
         self._px: Vec | None = None
         self._limit = -1.0
 
@@ -273,6 +277,18 @@ class QpModel:
                 put(r0, f"{eb.name}.e", -(1.0 - eb.loss_frac_per_h * dt), shift=1)
                 put(r0, f"{eb.name}.p", -eb.eta * dt / E_MWH)
                 put(r0, f"{eb.name}.q", dt / E_MWH)
+        # A store releases at most what it held when the step began (the physics draws
+        # heat from the store before the step's charge lands). Without this row the plan
+        # kept the store near empty and counted on heating straight from the charger,
+        # which the projection then had to cut to stored/dt: Park B's heat-storage
+        # boilers ran at half power through the valley.
+        self.row_release: dict[str, int] = {}
+        for eb in p.electric_boilers:
+            if eb.stored:
+                r0 = self.row_release[eb.name] = nrow
+                nrow += N
+                put(r0, f"{eb.name}.q", dt / E_MWH)
+                put(r0, f"{eb.name}.e", -1.0, shift=1)
         self.m = nrow
         self.A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                                shape=(self.m, n))
@@ -373,6 +389,7 @@ class QpModel:
         up[self.sl("grid.imp")] = p.grid.import_max_kw * mw
         up[self.sl("grid.exp")] = p.grid.export_max_kw * mw
         mean_price = float(np.mean(td.price_import))
+        firm = 0.0 if td.relaxed else 1.0        # minimum loads hold only for committed units
         for b in p.batteries:
             q[self.sl(f"{b.name}.ch")] = b.wear_cny_per_kwh * dt
             q[self.sl(f"{b.name}.dis")] = b.wear_cny_per_kwh * dt
@@ -395,7 +412,7 @@ class QpModel:
             if chp.name in self.units:
                 on = td.on[chp.name]
                 q[self.sl(f"{chp.name}.p")] = (gas_kwh / chp.eta_elec + ng) * dt
-                lo[self.sl(f"{chp.name}.p")] = on * chp.min_load_frac * chp.p_max_kw * mw
+                lo[self.sl(f"{chp.name}.p")] = firm * on * chp.min_load_frac * chp.p_max_kw * mw
                 up[self.sl(f"{chp.name}.p")] = on * chp.p_max_kw * mw
         for dg in p.diesels:
             if dg.name in self.units:
@@ -403,7 +420,7 @@ class QpModel:
                 kg = dg.fuel_g_per_kwh * 1e-3
                 cost = kg / DIESEL_KG_PER_L * td.diesel_cny_per_l + carbon * kg * DIESEL_CO2_KG_PER_KG
                 q[self.sl(f"{dg.name}.p")] = (cost + ng) * dt
-                lo[self.sl(f"{dg.name}.p")] = on * dg.min_load_frac * dg.p_max_kw * mw
+                lo[self.sl(f"{dg.name}.p")] = firm * on * dg.min_load_frac * dg.p_max_kw * mw
                 up[self.sl(f"{dg.name}.p")] = on * dg.p_max_kw * mw
         for gb in p.gas_boilers:
             q[self.sl(f"{gb.name}.q")] = gas_kwh / gb.eta * dt
@@ -423,19 +440,22 @@ class QpModel:
             e0 = ((1.0 - eb.loss_frac_per_h * dt[0]) * td.heat_store_kwh.get(eb.name, 0.0)
                   * mw / E_MWH)
             lo[r0] = up[r0] = e0
+            r1 = self.row_release[eb.name]
+            lo[r1:r1 + N] = -np.inf
+            up[r1] = td.heat_store_kwh.get(eb.name, 0.0) * mw / E_MWH
             reach_dn = e0 - np.cumsum(eb.q_max_kw * mw * dt) / E_MWH
             up[self.sl(f"{eb.name}.e")] = np.maximum(up[self.sl(f"{eb.name}.e")], reach_dn)
         for ch in p.electric_chillers:
             if ch.name in self.units:
                 on = td.on[ch.name]
-                lo[self.sl(f"{ch.name}.c")] = on * ch.min_load_frac * ch.cool_max_kw * mw
+                lo[self.sl(f"{ch.name}.c")] = firm * on * ch.min_load_frac * ch.cool_max_kw * mw
                 up[self.sl(f"{ch.name}.c")] = on * ch.cool_max_kw * mw
         for d in p.dual_chillers:
             if d.name in self.units:
                 on, ice = td.on[d.name], td.ice_on[d.name]
-                lo[self.sl(f"{d.name}.c")] = np.floor(on) * d.min_load_frac * d.cool_max_kw * mw
+                lo[self.sl(f"{d.name}.c")] = firm * np.floor(on) * d.min_load_frac * d.cool_max_kw * mw
                 up[self.sl(f"{d.name}.c")] = on * d.cool_max_kw * mw
-                lo[self.sl(f"{d.name}.ice")] = np.floor(ice) * d.min_load_frac * d.ice_max_kw * mw
+                lo[self.sl(f"{d.name}.ice")] = firm * np.floor(ice) * d.min_load_frac * d.ice_max_kw * mw
                 up[self.sl(f"{d.name}.ice")] = ice * d.ice_max_kw * mw
         for a in p.absorption_chillers:
             up[self.sl(f"{a.name}.c")] = a.cool_max_kw * mw

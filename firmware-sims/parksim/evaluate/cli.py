@@ -23,8 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pv-kwp", type=float, default=None, help="resize the PV plant (kWp; AC = 0.94 x)")
     p.add_argument("--weather-error", type=float, default=1.0,
                    help="scale of the weather forecast error (0 = perfect weather forecasts)")
-    p.add_argument("--forecasts", choices=("models", "naive"), default="models",
-                   help="mpc: the shipped ONNX models, or the Forecaster's naive baselines only")
+    p.add_argument("--forecasts", choices=("models", "naive", "oracle"), default="models",
+                   help="mpc: the shipped ONNX models, the Forecaster's naive baselines only, or "
+                        "the next day exactly as it will happen (a diagnostic)")
     p.add_argument("--warmup-days", type=int, default=7)
 
 

@@ -227,14 +227,17 @@ class _Mpc:
                 card = MODELS_DIR / f"{tg}.card.json"
                 if card.exists():
                     shutil.copy(card, model_dir / card.name)
-        elif forecasts != "models":
-            raise ValueError(f"forecasts {forecasts!r}: expected models or naive")
+        elif forecasts not in ("models", "oracle"):
+            raise ValueError(f"forecasts {forecasts!r}: expected models, naive or oracle")
+        self.oracle = forecasts == "oracle"
         self.fc = Forecaster(model_dir, timezone=ctx.site.timezone, latitude=ctx.park.spec.lat_deg,
                              longitude=ctx.park.spec.lon_deg, targets=targets)
         self.issued: dict[str, list[tuple[int, F64]]] = {t: [] for t in targets}
         self.ms: list[float] = []
 
     def forecast(self, t: float, step_idx: int) -> Forecast:
+        if self.oracle:
+            return self._oracle(t)
         ctx = self.ctx
         hist = {tg: np.asarray(ctx.history[tg][-(8 * DAY_STEPS):]) / self.scale[tg] for tg in self.targets}
         wf = ctx.weather_fc
@@ -263,10 +266,22 @@ class _Mpc:
         return Forecast(out.origin_ts, STEP_S, p50.get("pv", zeros), p50.get("wind", zeros), elec,
                         np.asarray(heat), np.asarray(cool), issued_ts=t)
 
+    def _oracle(self, t: float) -> Forecast:
+        """What will happen over the next day, exactly (a diagnostic: the controller's own share
+        of the gap to perfect, with forecast error taken out)."""
+        ctx, p = self.ctx, self.ctx.site.plant
+        exo = [ctx.park.exogenous_at(t + (k + 0.5) * STEP_S) for k in range(DAY_STEPS)]
+        pv = np.array([e.pv_avail_kw for e in exo])
+        wind = np.array([e.wind_avail_kw for e in exo])
+        elec = {ld.name: np.array([e.loads_kw.get(ctx.load_of[ld.name], 0.0) for e in exo])
+                for ld in p.loads if ld.kind == "electric"}
+        return Forecast(t, STEP_S, pv, wind, elec, np.array([e.heat_kw for e in exo]),
+                        np.array([e.cool_kw for e in exo]), issued_ts=t)
+
     def skill(self, actual: Mapping[str, F64], first_idx: int, n_steps: int) -> dict[str, Any]:
         """nMAE of the forecasts issued in the window on the window's steps, next to the naive one."""
         out: dict[str, Any] = {}
-        for tg in self.targets:
+        for tg in self.targets if not self.oracle else []:
             y = actual[tg]                   # index: absolute step from the history's start
             base = _card(tg).get("fallback", {}).get("baseline", "last_week")
             lag = _NAIVE_LAG.get(base, 7 * DAY_STEPS)
