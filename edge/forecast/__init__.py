@@ -4,6 +4,8 @@
 15 min, refreshed at each step rollover; it falls back to the best naive
 baseline, and says why, when a model is missing, invalid or lacks inputs,
 picks up a new model file at the next step, and keeps a live skill score.
+The P10-P90 interval is the card's conformal calibration, adapted online to
+live misses (``calibration``); P50 is the model's own.
 ``bench_inference`` measures the models' latency for ``parkedge bench``.
 Runtime dependencies: numpy, onnxruntime, pvlib (solar geometry), stdlib.
 """

@@ -213,30 +213,3 @@ def baseline(
         return np.asarray(np.where(k >= 0.0, p_now * k, y[s - DAY]), dtype=np.float64)
     raise ValueError(f"unknown baseline {name!r}")
 
-
-def postprocess(
-    q: NDArray[np.float32] | F64,
-    leads: I64,
-    calibration: Sequence[Sequence[float]],
-    bucket_ends: Sequence[int],
-    clip: tuple[float, float],
-    dark: NDArray[np.bool_] | None = None,
-    min_half_width: float = 0.0,
-) -> F64:
-    """Calibrated, clipped, non-crossing (P10, P50, P90) from the raw model output.
-
-    ``calibration[b]`` scales (P50-P10, P90-P50), each first floored at
-    ``min_half_width``, in lead bucket ``b``; ``dark`` marks steps without
-    sun, where generation is zero.
-    """
-    qq = np.asarray(q, dtype=np.float64)
-    c = np.asarray(calibration, dtype=np.float64)[np.searchsorted(bucket_ends, leads)]
-    mid = qq[:, 1]
-    out = np.column_stack(
-        [mid - c[:, 0] * np.maximum(mid - qq[:, 0], min_half_width), mid,
-         mid + c[:, 1] * np.maximum(qq[:, 2] - mid, min_half_width)]
-    )
-    out = np.sort(np.clip(out, clip[0], clip[1]), axis=1)
-    if dark is not None:
-        out[dark] = 0.0
-    return out

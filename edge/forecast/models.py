@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ from typing import Any
 
 import onnxruntime as ort
 
-from edge.forecast.features import FEATURES, WEATHER_OF
+from edge.forecast.calibration import CalibrationError, IntervalCalibration, parse_calibration
+from edge.forecast.features import FEATURES, HORIZON, WEATHER_OF
 
 __all__ = ["LoadedModel", "ModelError", "card_path", "file_signature", "load_model"]
 
@@ -32,11 +34,9 @@ class LoadedModel:
     features: tuple[str, ...]
     requires_weather: tuple[str, ...]
     scale_kw: float
-    calibration: tuple[tuple[float, float], ...]
-    bucket_ends: tuple[int, ...]
+    interval: IntervalCalibration
     clip_scaled: tuple[float, float]
     zero_without_sun: bool
-    min_half_width: float
     sha256: str
     signature: tuple[int, ...]
 
@@ -91,19 +91,24 @@ def load_model(onnx_path: Path) -> LoadedModel:
         features = tuple(str(f) for f in card["features"])
         target = str(card["target"])
         post = card["postprocess"]
-        calibration = tuple((float(a), float(b)) for a, b in post["interval_calibration"])
-        bucket_ends = tuple(int(b[1]) for b in post["lead_buckets"])
         clip = (float(post["clip_scaled"][0]), float(post["clip_scaled"][1]))
-        min_half_width = float(post.get("min_half_width_scaled", 0.0))
         scale = float(card["scale_kw"])
         want_in, want_out = spec["inputs"], spec["outputs"]
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        block = card.get("interval_calibration")
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         raise ModelError(f"{cpath}: invalid model card: {_one_line(exc)}") from exc
+    try:
+        interval = parse_calibration(block, HORIZON)
+    except CalibrationError as exc:
+        raise ModelError(f"{cpath}: invalid model card: {_one_line(exc)}") from exc
+    if not (all(map(math.isfinite, clip)) and clip[0] <= clip[1]):
+        raise ModelError(f"{cpath}: invalid model card: postprocess.clip_scaled = {list(clip)}: "
+                         "not finite or lower bound above upper")
+    if not (math.isfinite(scale) and scale > 0):
+        raise ModelError(f"{cpath}: invalid model card: scale_kw = {scale}: not a positive number")
     unknown = [f for f in features if f not in FEATURES]
     if unknown:
         raise ModelError(f"{cpath}: unknown features {unknown}")
-    if len(calibration) != len(bucket_ends):
-        raise ModelError(f"{cpath}: {len(calibration)} calibrations for {len(bucket_ends)} buckets")
     raw = path.read_bytes()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -123,8 +128,7 @@ def load_model(onnx_path: Path) -> LoadedModel:
     return LoadedModel(
         target=target, path=path, card=card, session=session,
         input_name=session.get_inputs()[0].name, output_name=session.get_outputs()[0].name,
-        features=features, requires_weather=weather, scale_kw=scale, calibration=calibration,
-        bucket_ends=bucket_ends, clip_scaled=clip,
-        zero_without_sun=bool(post.get("zero_without_sun", False)), min_half_width=min_half_width,
+        features=features, requires_weather=weather, scale_kw=scale, interval=interval, clip_scaled=clip,
+        zero_without_sun=bool(post.get("zero_without_sun", False)),
         sha256=hashlib.sha256(raw).hexdigest(), signature=signature,
     )

@@ -4,6 +4,10 @@
 only when the 15-min step rolls over. It reads no clock: the time comes in as
 an argument. The only I/O is a stat of each model file at rollover (to pick
 up a new model dropped in) and loading one when it changed.
+
+The P10-P90 interval is the card's conformal calibration, adapted online to
+the misses of the intervals issued before (``AdaptiveInterval``); each model
+file starts from the card's shifts when it is loaded. P50 is the model's.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from numpy.typing import NDArray
 
+from edge.forecast.calibration import AdaptiveInterval, postprocess
 from edge.forecast.features import (
     DAY,
     HISTORY_STEPS,
@@ -28,7 +33,6 @@ from edge.forecast.features import (
     baseline,
     context_for_utc,
     feature_rows,
-    postprocess,
 )
 from edge.forecast.holidays import known_year
 from edge.forecast.models import LoadedModel, ModelError, card_path, file_signature, load_model
@@ -118,6 +122,7 @@ class _Target:
     last_swap_error: str = ""
     inference_seconds: float = 0.0
     skill: _Skill = field(default_factory=_Skill)
+    interval: AdaptiveInterval | None = None  # the model's interval calibration, adapted live
 
 
 class Forecaster:
@@ -177,6 +182,7 @@ class Forecaster:
         if t.model is not None:
             t.swap_total += 1
         t.model = model
+        t.interval = AdaptiveInterval(model.interval, HORIZON)
         t.last_swap_error = ""
         t.scale_kw = model.scale_kw
         self._read_fallback(t)
@@ -244,8 +250,12 @@ class Forecaster:
              ) -> TargetForecast:
         t.refresh_total += 1
         y_kw = _prepare_history(history)
+        v = self._variants.get(t.name)
         if len(y_kw) and np.isfinite(y_kw[-1]):
             t.skill.observe(step - 1, float(y_kw[-1]))
+            for owner in (t, v):
+                if owner is not None and owner.model is not None and owner.interval is not None:
+                    owner.interval.observe(step - 1, float(y_kw[-1]) / owner.model.scale_kw)
         leads = np.arange(1, HORIZON + 1, dtype=np.int64)
         origins = np.full(HORIZON, step, dtype=np.int64)
         y_first = step - len(y_kw)
@@ -255,11 +265,10 @@ class Forecaster:
         if t.model is None:
             reason, category = t.reason or f"{t.path}: model file missing", "missing"
         else:
-            m = t.model
+            m, owner = t.model, t
             wx, why = _weather_for(m, weather)
-            v = self._variants.get(t.name)
             if why and v is not None and v.model is not None and not v.model.requires_weather:
-                m, wx = v.model, {}  # the no-weather variant: a model, though a weaker one
+                m, wx, owner = v.model, {}, v  # the no-weather variant: a model, though a weaker one
                 reason = f"{t.name}: {why}: {v.name} model (clear sky and history) in force"
             if why and m is t.model:
                 reason, category = f"{t.name}: lacks inputs: {why}", "lacks_inputs"
@@ -269,7 +278,7 @@ class Forecaster:
                 category = "lacks_inputs"
             else:
                 note = reason
-                fc, reason = self._run(t, m, y_kw, y_first, ctx, origins, leads, wx)
+                fc, reason = self._run(t, owner, m, step, y_kw, y_first, ctx, origins, leads, wx)
                 category = "inference_error" if fc is None else ""
                 if fc is not None and m is not t.model:
                     t.fallback_total["no_weather_variant"] = (
@@ -285,9 +294,10 @@ class Forecaster:
         t.skill.issued.append((step, fc.p50_kw, base[1]))
         return fc
 
-    def _run(self, t: _Target, m: LoadedModel, y_kw: F64, y_first: int, ctx: StepContext,
-             origins: NDArray[np.int64], leads: NDArray[np.int64], wx: Mapping[str, F64]
+    def _run(self, t: _Target, owner: _Target, m: LoadedModel, step: int, y_kw: F64, y_first: int,
+             ctx: StepContext, origins: NDArray[np.int64], leads: NDArray[np.int64], wx: Mapping[str, F64]
              ) -> tuple[TargetForecast | None, str]:
+        """Model ``m`` (``owner``'s: the target's own or its no-weather variant) for ``t``."""
         import time
 
         x = feature_rows(m.features, y_kw / m.scale_kw, y_first, ctx, origins, leads, wx)
@@ -299,10 +309,12 @@ class Forecaster:
         t.inference_seconds = time.perf_counter() - t0
         dark = (ctx.ghi_cs_w_m2[origins + leads - 1 - ctx.first] <= 0.0
                 if m.zero_without_sun else None)
-        q = postprocess(raw, leads, m.calibration, m.bucket_ends, m.clip_scaled, dark,
-                        m.min_half_width) * m.scale_kw
+        adapt = owner.interval if owner.interval is not None else AdaptiveInterval(m.interval, HORIZON)
+        q = postprocess(raw, adapt.shifts(leads), m.clip_scaled, dark)
         if not np.isfinite(q).all():
             return None, f"{m.path}: model returned non-finite values"
+        adapt.issue(step, q[:, 0], q[:, 2], None if dark is None else ~dark)
+        q = q * m.scale_kw
         return TargetForecast(t.name, q[:, 0], q[:, 1], q[:, 2], "model", ""), ""
 
     def _baseline(self, t: _Target, y_kw: F64, y_first: int, ctx: StepContext,
@@ -336,6 +348,11 @@ class Forecaster:
         out: dict[str, Any] = {"step_s": STEP_S, "notes": list(self.notes), "targets": {}}
         for t in self._targets.values():
             norm = t.scale_kw if t.name in _GENERATION else None
+            skill: dict[str, Any] = dict(t.skill.summary(norm))
+            skill["interval"] = self._interval_state(t)
+            v = self._variants.get(t.name)
+            if v is not None and v.interval is not None and v.interval.updates:
+                skill["interval_variant"] = self._interval_state(v)
             out["targets"][t.name] = {
                 "source": t.source,
                 "reason": t.reason,
@@ -348,9 +365,16 @@ class Forecaster:
                 "swap_rejected_total": t.swap_rejected_total,
                 "last_swap_error": t.last_swap_error,
                 "inference_seconds": t.inference_seconds,
-                "skill": t.skill.summary(norm),
+                "skill": skill,
             }
         return out
+
+    @staticmethod
+    def _interval_state(t: _Target) -> dict[str, Any] | None:
+        """The model's P10-P90 calibration in force: card shifts plus live offsets, live coverage."""
+        if t.model is None or t.interval is None:
+            return None
+        return {"model": t.model.target, **t.interval.state(t.model.scale_kw)}
 
 
 def _prepare_history(history: Sequence[float] | F64 | None) -> F64:
