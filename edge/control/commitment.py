@@ -144,7 +144,6 @@ def commit(plant: PlantModel, grid: StepGrid, now_ts: float, *, heat_kw: Vec, co
     units, so that a load above the forecast finds a running unit with room (the
     physics' running units pick it up). Without it, the merit heuristics below decide.
     """
-    start_s = grid.start_h * 3600.0
     n = grid.n
     want: dict[str, NDArray[np.int64]] = {}
     charge_ok, melt_ok = ice_windows(plant, grid, now_ts)

@@ -381,6 +381,11 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
         warm = None
         if state.last is not None and state.last.key == cm.units:
             warm = model.shift(state.last.x, state.last.y, t - state.last.ts)
+        elif state.last is not None and state.last.key in state.cache:
+            # a new commitment pattern: start from the old plan rather than cold (a cold
+            # start took up to 10x the iterations and made the solve's p99)
+            warm = model.adopt(state.cache[state.last.key], state.last.x, state.last.y,
+                               t - state.last.ts)
         res = model.solve(td, warm, cfg.deadline_s)
         if res.ok:
             _, lo, up, _ = model.vectors(td)

@@ -588,6 +588,21 @@ class QpModel:
             return out
         return move(x), move(y)
 
+    def adopt(self, other: QpModel, x: Vec, y: Vec, elapsed_s: float) -> tuple[Vec, Vec]:
+        """Another commitment pattern's solution, shifted, as a warm start here: series by
+        name (units not in ``other`` start at 0), duals of the rows both share by position
+        (the three balances), the rest 0."""
+        xs, ys = other.shift(x, y, elapsed_s)
+        out = np.zeros(self.n)
+        for s, i in self.series.items():
+            j = other.series.get(s)
+            if j is not None:
+                out[i * self.N:(i + 1) * self.N] = xs[j * other.N:(j + 1) * other.N]
+        yo = np.zeros(self.m)
+        b0, b1 = self.row_bal["e"], other.row_bal["e"]
+        yo[b0:b0 + 3 * self.N] = ys[b1:b1 + 3 * other.N]
+        return out, yo
+
     def first(self, x: Vec, s: str) -> float:
         """Step 0 of series ``s`` in kW (stored energy ``*.e``: kWh at the end of step 0)."""
         scale = E_MWH if s.endswith(".e") else self.unit[s]
