@@ -7,7 +7,8 @@ import itertools
 import numpy as np
 
 from edge.control import ControllerState, Plan, decide
-from edge.control.commitment import UnitStatus, in_window, min_up_down
+from edge.control.commitment import RESERVE_FRAC, UnitStatus, commit, in_window, min_up_down
+from edge.control.controller import RELAXED
 from edge.control.scenario import T0, Park
 
 STEP_S = np.arange(8) * 900.0
@@ -108,3 +109,56 @@ def test_short_off_gaps_are_bridged() -> None:
     assert list(out) == [1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1]    # 30 min gap bridged, 90 not
     assert list(fill_gaps(np.array([0, 1]), 1, np.arange(2) * 900.0, 1.0)) == [1, 1]
     assert list(fill_gaps(np.array([0, 2]), 1, np.arange(2) * 900.0, 1.0)) == [0, 2]
+
+
+def _relaxed_commit(park: Park, relaxed: dict[str, np.ndarray], status: dict[str, UnitStatus] | None = None,
+                    ) -> dict[str, np.ndarray]:
+    p = park.plant
+    grid = ControllerState.fresh(park.config).grid
+    n = grid.n
+    z = np.zeros(n)
+    cm = commit(p, grid, T0 + 12 * 3600, heat_kw=z, cooling_kw=z, elec_net_kw=z, price_import=np.full(n, 0.9),
+                gas_cny_per_m3=3.65, carbon_cny_per_t=82.0, ice_kwh={s.name: 0.0 for s in p.ice_stores},
+                status=status or {}, relaxed_kw={k: np.full(n, v) if np.isscalar(v) else v
+                                                 for k, v in relaxed.items()})
+    return {u: m for u, m in cm.mode.items()}
+
+
+def test_relaxed_small_cooling_goes_to_a_unit_that_can_run_that_low(park_b: Park) -> None:
+    # 300 kW of chiller cooling: the base-load chillers (4,924 kW) cannot run below their
+    # minimum load; the variable-speed screw chiller can, so it is the one started
+    modes = _relaxed_commit(park_b, {"bch1.c": 300.0})
+    on = [u for u, m in modes.items() if m[0] == 1]
+    assert on == ["sch1"], on
+
+
+def test_relaxed_totals_staged_with_reserve(park_b: Park) -> None:
+    # 9,000 kW on the base-load chillers: with the 15 % reserve (10,350 kW) two 4,924 kW
+    # units are not enough, a third (the screw chiller) runs too
+    need = 9000.0 * (1 + RESERVE_FRAC)
+    modes = _relaxed_commit(park_b, {"bch1.c": 4500.0, "bch2.c": 4500.0})
+    on = sorted(u for u, m in modes.items() if m[0] == 1)
+    caps = {c.name: c.cool_max_kw for c in park_b.plant.electric_chillers}
+    caps |= {d.name: d.cool_max_kw for d in park_b.plant.dual_chillers}
+    assert sum(caps[u] for u in on) >= need
+    assert {"bch1", "bch2"} <= set(on) and len(on) == 3
+
+
+def test_relaxed_chp_running_unit_first_and_diesel_traces_ignored(park_a: Park) -> None:
+    # 3 MW of CHP power: one unit; the one already running keeps it; 50 kW of relaxed
+    # diesel is below half its minimum load (300 kW) and starts nothing
+    status = {"chp2": UnitStatus(1, T0)}
+    modes = _relaxed_commit(park_a, {"chp1.p": 1500.0, "chp2.p": 1500.0, "dg1.p": 50.0}, status)
+    assert modes["chp2"][0] == 1 and modes["chp1"][0] == 0
+    assert not modes["dg1"].any() and not modes["dg2"].any()
+    # 5 MW: both CHP units (4 MW each)
+    modes = _relaxed_commit(park_a, {"chp1.p": 2500.0, "chp2.p": 2500.0}, status)
+    assert modes["chp1"][0] == 1 and modes["chp2"][0] == 1
+
+
+def test_decide_uses_the_relaxation(park_a: Park) -> None:
+    st = ControllerState.fresh(park_a.config)
+    d, st = decide(park_a.snapshot(T0 + 3600), park_a.forecast(T0), None, st)
+    assert d.reason == "optimal"
+    relaxed = [m for k, m in st.cache.items() if RELAXED in k]
+    assert len(relaxed) == 1 and relaxed[0].warm is not None
