@@ -135,7 +135,8 @@ def commit(plant: PlantModel, grid: StepGrid, now_ts: float, *, heat_kw: Vec, co
            ice_kwh: Mapping[str, float], status: Mapping[str, UnitStatus],
            plan_modes: Mapping[str, Vec] | None = None,
            relaxed_kw: Mapping[str, Vec] | None = None,
-           reserve_frac: float = RESERVE_FRAC) -> Commitment:
+           reserve_frac: float = RESERVE_FRAC,
+           windows: tuple[dict[str, Vec], dict[str, Vec]] | None = None) -> Commitment:
     """The horizon's on/off schedule; ``elec_net_kw`` is electric load less renewables.
 
     With ``relaxed_kw`` (per unit series of the QP solved with minimum loads dropped:
@@ -143,10 +144,11 @@ def commit(plant: PlantModel, grid: StepGrid, now_ts: float, *, heat_kw: Vec, co
     carry what the relaxation gives each kind, plus ``reserve_frac`` of it for thermal
     units, so that a load above the forecast finds a running unit with room (the
     physics' running units pick it up). Without it, the merit heuristics below decide.
+    ``windows`` is ``ice_windows()`` for this tick where the caller has it already.
     """
     n = grid.n
     want: dict[str, NDArray[np.int64]] = {}
-    charge_ok, melt_ok = ice_windows(plant, grid, now_ts)
+    charge_ok, melt_ok = windows if windows is not None else ice_windows(plant, grid, now_ts)
     if relaxed_kw is not None:
         want = _round_relaxed(plant, relaxed_kw, status, charge_ok, n, reserve_frac)
         return _finish(plant, grid, now_ts, want, status, plan_modes, ice_kwh, charge_ok, melt_ok)
@@ -265,8 +267,8 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
     zero = np.zeros(n)
     want: dict[str, NDArray[np.int64]] = {}
 
-    def g(s: str) -> Vec:
-        return np.asarray(x.get(s, zero), float)
+    def total(names: list[str], suffix: str) -> Vec:
+        return sum((np.asarray(x.get(f"{u}.{suffix}", zero), float) for u in names), zero.copy())
 
     def running_first(u: str) -> int:
         st = status.get(u)
@@ -278,7 +280,7 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
     for st in plant.ice_stores:
         makers = sorted((d for d in plant.dual_chillers if d.ice_store == st.name),
                         key=lambda d: (running_first(d.name), -d.cop_ice, d.name))
-        need = sum((g(f"{d.name}.ice") for d in makers), zero.copy())
+        need = total([d.name for d in makers], "ice")
         window = np.asarray(charge_ok[st.name]) > 0.5
         staged = _stage_by(need, [(d.name, d.ice_max_kw, d.min_load_frac * d.ice_max_kw) for d in makers],
                            {d.name: window for d in makers}, min_kw=TRACE_KW)
@@ -289,22 +291,20 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
         (c.name, c.cool_max_kw, c.cop, c.min_load_frac * c.cool_max_kw) for c in plant.electric_chillers]
     chillers += [(d.name, d.cool_max_kw, d.cop_cool, d.min_load_frac * d.cool_max_kw) for d in plant.dual_chillers]
     chillers.sort(key=lambda c: (running_first(c[0]), -c[2], -c[1], c[0]))
-    need = sum((g(f"{c[0]}.c") for c in chillers), zero.copy()) * (1.0 + reserve)
+    need = total([c[0] for c in chillers], "c") * (1.0 + reserve)
     free = {c[0]: ~ice_mode.get(c[0], np.zeros(n, bool)) for c in chillers}
     for name, on in _stage_by(need, [(c[0], c[1], c[3]) for c in chillers], free, min_kw=TRACE_KW).items():
         want[name] = np.where(ice_mode.get(name, np.zeros(n, bool)), 2, on).astype(np.int64)
-    for d in plant.dual_chillers:
-        want.setdefault(d.name, np.where(ice_mode[d.name], 2, 0).astype(np.int64))
     # CHP: reserve where it is the only heat (no boilers to take a shortfall)
     chp_reserve = reserve if not (plant.gas_boilers or plant.electric_boilers) else 0.0
     chps = sorted(plant.chps, key=lambda c: (running_first(c.name), -c.eta_elec, -c.p_max_kw, c.name))
-    need = sum((g(f"{c.name}.p") for c in chps), zero.copy()) * (1.0 + chp_reserve)
+    need = total([c.name for c in chps], "p") * (1.0 + chp_reserve)
     want.update(_stage_by(need, [(c.name, c.p_max_kw, c.min_load_frac * c.p_max_kw) for c in chps],
                           {c.name: yes for c in chps}, min_kw=TRACE_KW))
     # diesel: only for what the relaxation really wants of it (half a minimum load), not
     # for the solver's tolerance-sized traces
     dgs = sorted(plant.diesels, key=lambda d: (running_first(d.name), d.fuel_g_per_kwh, d.name))
-    need = sum((g(f"{d.name}.p") for d in dgs), zero.copy())
+    need = total([d.name for d in dgs], "p")
     floor_kw = 0.5 * min((d.min_load_frac * d.p_max_kw for d in dgs), default=0.0)
     want.update(_stage_by(need, [(d.name, d.p_max_kw, d.min_load_frac * d.p_max_kw) for d in dgs],
                           {d.name: yes for d in dgs}, min_kw=max(floor_kw, TRACE_KW)))

@@ -250,11 +250,15 @@ def _tick_data(cfg: ControllerConfig, inp: _Inputs, cm: Commitment,
         ice_on[d.name] = (m == 2) * cm.charge_ok[d.ice_store]
     for u, m in cm.mode.items():
         on.setdefault(u, (m > 0).astype(float))
-    obj = cfg.plant.objective
+    return _td(cfg, inp, on, ice_on, cm.melt_ok, prev_kw)
+
+
+def _td(cfg: ControllerConfig, inp: _Inputs, on: Mapping[str, Vec], ice_on: Mapping[str, Vec],
+        melt_ok: Mapping[str, Vec], prev_kw: Mapping[str, float], *, relaxed: bool = False) -> TickData:
     return TickData(inp.price_import, inp.price_export, inp.grid_co2, inp.gas, inp.carbon,
                     inp.diesel, inp.renewable_kw, inp.elec_kw, inp.shed_max_kw, inp.heat_kw,
-                    inp.cooling_kw, on, ice_on, cm.melt_ok, inp.soc_kwh, inp.ice_kwh, prev_kw,
-                    obj, inp.target_kw, inp.heat_store_kwh)
+                    inp.cooling_kw, on, ice_on, melt_ok, inp.soc_kwh, inp.ice_kwh, prev_kw,
+                    cfg.plant.objective, inp.target_kw, inp.heat_store_kwh, relaxed=relaxed)
 
 
 # --- first step to setpoints --------------------------------------------------------------
@@ -319,7 +323,8 @@ def _model(state: ControllerState, key: frozenset[str]) -> QpModel:
     return m
 
 
-def _relaxed(state: ControllerState, inp: _Inputs, t: float) -> dict[str, Vec] | None:
+def _relaxed(state: ControllerState, inp: _Inputs, t: float,
+             windows: tuple[dict[str, Vec], dict[str, Vec]]) -> dict[str, Vec] | None:
     """The QP with every unit available and no minimum loads: what each unit would do if it
     could run at any load. Its per-unit series are what the commitment rounds into whole
     units, so on/off follows the same prices and balances as the dispatch. None when it
@@ -332,14 +337,10 @@ def _relaxed(state: ControllerState, inp: _Inputs, t: float) -> dict[str, Vec] |
     if model is None:
         model = QpModel(p, grid, key - {RELAXED}, eps=state.config.eps)
         state.cache[key] = model
-    charge_ok, melt_ok = ice_windows(p, grid, t)
+    charge_ok, melt_ok = windows
     ones = np.ones(grid.n)
-    on = {u.name: ones for u in p.switched}
-    ice_on = {d.name: charge_ok[d.ice_store] for d in p.dual_chillers}
-    obj = p.objective
-    td = TickData(inp.price_import, inp.price_export, inp.grid_co2, inp.gas, inp.carbon, inp.diesel,
-                  inp.renewable_kw, inp.elec_kw, inp.shed_max_kw, inp.heat_kw, inp.cooling_kw, on, ice_on,
-                  melt_ok, inp.soc_kwh, inp.ice_kwh, {}, obj, inp.target_kw, inp.heat_store_kwh, relaxed=True)
+    td = _td(state.config, inp, {u.name: ones for u in p.switched},
+             {d.name: charge_ok[d.ice_store] for d in p.dual_chillers}, melt_ok, {}, relaxed=True)
     warm = None
     if model.warm is not None:
         x0, y0, ts0 = model.warm
@@ -366,12 +367,13 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
     grid = state.grid
     inp = _inputs(cfg, grid, snapshot, forecast, plan)
     fc_ok = forecast.start_ts <= t < forecast.start_ts + forecast.step_s * len(forecast.heat_kw)
-    relaxed = None if inp.missing or not fc_ok else _relaxed(state, inp, t)
+    windows = ice_windows(p, grid, t)
+    relaxed = None if inp.missing or not fc_ok else _relaxed(state, inp, t, windows)
     cm = commit(p, grid, t, heat_kw=inp.heat_kw, cooling_kw=inp.cooling_kw,
                 elec_net_kw=inp.elec_kw - sum(inp.renewable_kw.values(), np.zeros(grid.n)),
                 price_import=inp.price_import, gas_cny_per_m3=inp.gas,
                 carbon_cny_per_t=inp.carbon, ice_kwh=inp.ice_kwh, status=state.status,
-                plan_modes=inp.plan_modes, relaxed_kw=relaxed)
+                plan_modes=inp.plan_modes, relaxed_kw=relaxed, windows=windows)
     td = _tick_data(cfg, inp, cm, _prev_kw(p, state.last_setpoints))
     detail = ""
     if inp.missing or not fc_ok:

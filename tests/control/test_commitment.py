@@ -121,7 +121,7 @@ def _relaxed_commit(park: Park, relaxed: dict[str, np.ndarray], status: dict[str
                 gas_cny_per_m3=3.65, carbon_cny_per_t=82.0, ice_kwh={s.name: 0.0 for s in p.ice_stores},
                 status=status or {}, relaxed_kw={k: np.full(n, v) if np.isscalar(v) else v
                                                  for k, v in relaxed.items()})
-    return {u: m for u, m in cm.mode.items()}
+    return dict(cm.mode)
 
 
 def test_relaxed_small_cooling_goes_to_a_unit_that_can_run_that_low(park_b: Park) -> None:

@@ -269,14 +269,8 @@ class _Mpc:
     def _oracle(self, t: float) -> Forecast:
         """What will happen over the next day, exactly (a diagnostic: the controller's own share
         of the gap to perfect, with forecast error taken out)."""
-        ctx, p = self.ctx, self.ctx.site.plant
-        exo = [ctx.park.exogenous_at(t + (k + 0.5) * STEP_S) for k in range(DAY_STEPS)]
-        pv = np.array([e.pv_avail_kw for e in exo])
-        wind = np.array([e.wind_avail_kw for e in exo])
-        elec = {ld.name: np.array([e.loads_kw.get(ctx.load_of[ld.name], 0.0) for e in exo])
-                for ld in p.loads if ld.kind == "electric"}
-        return Forecast(t, STEP_S, pv, wind, elec, np.array([e.heat_kw for e in exo]),
-                        np.array([e.cool_kw for e in exo]), issued_ts=t)
+        a = _actual(self.ctx, t + (np.arange(DAY_STEPS) + 0.5) * STEP_S)
+        return Forecast(t, STEP_S, a.pv_kw, a.wind_kw, a.elec_kw, a.heat_kw, a.cool_kw, issued_ts=t)
 
     def skill(self, actual: Mapping[str, F64], first_idx: int, n_steps: int) -> dict[str, Any]:
         """nMAE of the forecasts issued in the window on the window's steps, next to the naive one."""
@@ -310,20 +304,37 @@ class _Mpc:
 # --------------------------------------------------------------------------- perfect
 
 
+@dataclass(frozen=True)
+class _Actual:
+    """What the park will see at the given instants: available PV and wind, each
+    electric load of the plant model, heat and cooling (kW)."""
+
+    pv_kw: F64
+    wind_kw: F64
+    elec_kw: dict[str, F64]
+    heat_kw: F64
+    cool_kw: F64
+
+
+def _actual(ctx: _Ctx, ts: F64) -> _Actual:
+    exo = [ctx.park.exogenous_at(float(t)) for t in ts]
+    elec = {ld.name: np.array([e.loads_kw.get(ctx.load_of[ld.name], 0.0) for e in exo])
+            for ld in ctx.site.plant.loads if ld.kind == "electric"}
+    return _Actual(np.array([e.pv_avail_kw for e in exo]), np.array([e.wind_avail_kw for e in exo]), elec,
+                   np.array([e.heat_kw for e in exo]), np.array([e.cool_kw for e in exo]))
+
+
 def _perfect_plan(ctx: _Ctx, t0: float, n: int, gap: float, time_limit_s: float) -> tuple[Any, list[dict[str, float]]]:
     p, park = ctx.site.plant, ctx.park
     mids = t0 + (np.arange(n) + 0.5) * STEP_S
-    exo = [park.exogenous_at(float(t)) for t in mids]
+    a = _actual(ctx, mids)
     imp, exp, co2 = _prices(ctx, t0, n)
     tf = ctx.site.tariff
     pv_rated = sum(r.p_rated_kw for r in p.renewables if r.kind == "pv") or 1.0
     w_rated = sum(r.p_rated_kw for r in p.renewables if r.kind == "wind") or 1.0
-    ren = {r.name: np.array([(e.pv_avail_kw if r.kind == "pv" else e.wind_avail_kw) for e in exo])
+    ren = {r.name: (a.pv_kw if r.kind == "pv" else a.wind_kw)
            * r.p_rated_kw / (pv_rated if r.kind == "pv" else w_rated) for r in p.renewables}
-    elec = {ld.name: np.array([e.loads_kw.get(ctx.load_of[ld.name], 0.0) for e in exo])
-            for ld in p.loads if ld.kind == "electric"}
-    heat = np.array([e.heat_kw for e in exo])
-    cool = np.array([e.cool_kw for e in exo])
+    elec, heat, cool = a.elec_kw, a.heat_kw, a.cool_kw
     from edge.control.commitment import in_window
 
     charge_ok = {s.name: in_window(p.timezone, mids, s.charge_hours).astype(float) for s in p.ice_stores}

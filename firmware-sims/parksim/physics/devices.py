@@ -228,11 +228,11 @@ class Diesel(Device):
 
 
 @dataclass
-class Chiller(Device):
-    """Electric chiller: cooling q_kw at a fixed COP. Local default: thermostat."""
+class ThermalUnit(Device):
+    """A unit delivering heat or cooling ``q_kw`` up to ``q_max_kw`` at ``q_set_kw``
+    (passive sign, <= 0). Local default: follow the residual load (thermostat)."""
 
-    q_max_kw: float = 2_000.0
-    cop: float = 4.0
+    q_max_kw: float = 0.0
     q_kw: float = 0.0
 
     def limits(self) -> dict[str, Limit]:
@@ -244,10 +244,19 @@ class Chiller(Device):
         return self.q_kw
 
     def pick_up(self, extra_kw: float) -> float:
-        """A running unit's own controller loads up on rising chilled-water temperature."""
+        """A running unit's own controller loads up on its water temperature (a chiller on
+        rising chilled water, a boiler on falling hot water), up to its rating."""
         add = min(max(extra_kw, 0.0), self.q_max_kw - self.q_kw) if self.q_kw > 0.0 else 0.0
         self.q_kw += add
         return add
+
+
+@dataclass
+class Chiller(ThermalUnit):
+    """Electric chiller: cooling q_kw at a fixed COP."""
+
+    q_max_kw: float = 2_000.0
+    cop: float = 4.0
 
     @property
     def p_el_kw(self) -> float:
@@ -414,24 +423,11 @@ class IceStore(Device):
 
 
 @dataclass
-class GasBoiler(Device):
+class GasBoiler(ThermalUnit):
+    """Gas hot-water boiler: heat q_kw at a fixed efficiency."""
+
     q_max_kw: float = 5_600.0
     eff: float = 0.92
-    q_kw: float = 0.0
-
-    def limits(self) -> dict[str, Limit]:
-        return {"q_set_kw": Limit(-self.q_max_kw, 0.0, "kW")}
-
-    def dispatch(self, residual_kw: float) -> float:
-        target = -self.sp["q_set_kw"] if self.remote else residual_kw
-        self.q_kw = min(max(target, 0.0), self.q_max_kw)
-        return self.q_kw
-
-    def pick_up(self, extra_kw: float) -> float:
-        """A firing boiler's own controller loads up on falling hot-water temperature."""
-        add = min(max(extra_kw, 0.0), self.q_max_kw - self.q_kw) if self.q_kw > 0.0 else 0.0
-        self.q_kw += add
-        return add
 
     @property
     def fuel_kw(self) -> float:
