@@ -150,7 +150,7 @@ def commit(plant: PlantModel, grid: StepGrid, now_ts: float, *, heat_kw: Vec, co
     want: dict[str, NDArray[np.int64]] = {}
     charge_ok, melt_ok = windows if windows is not None else ice_windows(plant, grid, now_ts)
     if relaxed_kw is not None:
-        want = _round_relaxed(plant, relaxed_kw, status, charge_ok, n, reserve_frac)
+        want = _round_relaxed(plant, relaxed_kw, status, charge_ok, n, reserve_frac, ice_kwh)
         return _finish(plant, grid, now_ts, want, status, plan_modes, ice_kwh, charge_ok, melt_ok)
 
     # chillers: ice makers fill the store in the window; by day the ice goes to the
@@ -262,8 +262,14 @@ def _stage_by(need_kw: Vec, units: list[tuple[str, float, float]], free: Mapping
 
 
 def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str, UnitStatus],
-                   charge_ok: Mapping[str, Vec], n: int, reserve: float) -> dict[str, NDArray[np.int64]]:
-    """Whole units for the relaxation's totals per kind; running units first, then by merit."""
+                   charge_ok: Mapping[str, Vec], n: int, reserve: float,
+                   ice_kwh: Mapping[str, float] | None = None) -> dict[str, NDArray[np.int64]]:
+    """Whole units for the relaxation's totals per kind; running units first, then by merit.
+
+    ``x`` may carry ice stores' ``*.melt`` (kW) and ``*.e`` (kWh at each step's end): melt
+    the store cannot release at its level (``release_frac_per_h``, which the QP bounds at
+    step 0 only) is added to what the chillers must carry.
+    """
     zero = np.zeros(n)
     want: dict[str, NDArray[np.int64]] = {}
 
@@ -282,8 +288,11 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
                         key=lambda d: (running_first(d.name), -d.cop_ice, d.name))
         need = total([d.name for d in makers], "ice")
         window = np.asarray(charge_ok[st.name]) > 0.5
+        # as for diesel: a maker starts for at least half its minimum load, not for a
+        # trace the solver left where charging and not charging cost the same
+        floor_kw = 0.5 * min((d.min_load_frac * d.ice_max_kw for d in makers), default=0.0)
         staged = _stage_by(need, [(d.name, d.ice_max_kw, d.min_load_frac * d.ice_max_kw) for d in makers],
-                           {d.name: window for d in makers}, min_kw=TRACE_KW)
+                           {d.name: window for d in makers}, min_kw=max(floor_kw, TRACE_KW))
         for d in makers:
             ice_mode[d.name] = staged[d.name] > 0
     # chillers in cooling mode for the chillers' cooling, with reserve
@@ -291,7 +300,8 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
         (c.name, c.cool_max_kw, c.cop, c.min_load_frac * c.cool_max_kw) for c in plant.electric_chillers]
     chillers += [(d.name, d.cool_max_kw, d.cop_cool, d.min_load_frac * d.cool_max_kw) for d in plant.dual_chillers]
     chillers.sort(key=lambda c: (running_first(c[0]), -c[2], -c[1], c[0]))
-    need = total([c[0] for c in chillers], "c") * (1.0 + reserve)
+    need = (total([c[0] for c in chillers], "c") + _melt_short(plant, x, ice_kwh or {}, n)) \
+        * (1.0 + reserve)
     free = {c[0]: ~ice_mode.get(c[0], np.zeros(n, bool)) for c in chillers}
     for name, on in _stage_by(need, [(c[0], c[1], c[3]) for c in chillers], free, min_kw=TRACE_KW).items():
         want[name] = np.where(ice_mode.get(name, np.zeros(n, bool)), 2, on).astype(np.int64)
@@ -309,6 +319,20 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
     want.update(_stage_by(need, [(d.name, d.p_max_kw, d.min_load_frac * d.p_max_kw) for d in dgs],
                           {d.name: yes for d in dgs}, min_kw=max(floor_kw, TRACE_KW)))
     return want
+
+
+def _melt_short(plant: PlantModel, x: Mapping[str, Vec], ice_kwh: Mapping[str, float],
+                n: int) -> Vec:
+    """Per step, kW of planned melt above what the stores can release at the level they
+    start the step with (``release_frac_per_h`` x kWh)."""
+    short = np.zeros(n)
+    for st in plant.ice_stores:
+        melt, e = x.get(f"{st.name}.melt"), x.get(f"{st.name}.e")
+        if st.release_frac_per_h <= 0 or melt is None or e is None:
+            continue
+        start = np.concatenate([[ice_kwh.get(st.name, float(e[0]))], np.asarray(e[:-1], float)])
+        short += np.maximum(np.asarray(melt, float) - st.release_frac_per_h * start, 0.0)
+    return short
 
 
 def _finish(plant: PlantModel, grid: StepGrid, now_ts: float, want: dict[str, NDArray[np.int64]],

@@ -31,7 +31,7 @@ from edge.control.points import (
     shed_points,
 )
 from edge.control.project import FirstStep, project_first
-from edge.control.qp import GRADED, QpModel, StepGrid, TickData, Vec, make_grid
+from edge.control.qp import E_MWH, GRADED, QpModel, StepGrid, TickData, Vec, make_grid
 from edge.control.safety import Clamp, PointLimit, clamp, plant_limits
 from edge.model import Snapshot
 
@@ -110,6 +110,9 @@ class ControllerState:
     last_setpoints: Mapping[str, float] = field(default_factory=dict)
     last_ts: float | None = None
     fallbacks: Mapping[str, int] = field(default_factory=dict)
+    # the last tick's forecast for its step 0, per load ("heat", "cooling", electric loads
+    # by name), kW: what this tick's measurement is compared with (``_inputs``)
+    fc0_kw: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def fresh(cls, config: ControllerConfig) -> ControllerState:
@@ -150,11 +153,33 @@ class _Inputs:
     target_kw: Vec | None
     plan_modes: dict[str, Vec]
     plan_id: str
+    fc0_kw: dict[str, float] = field(default_factory=dict)   # the forecast's own step 0s
+
+
+def _step0(forecast_kw: float, measured_kw: float | None, prev_fc0_kw: float | None) -> float:
+    """Step 0 of a load: the forecast corrected by its miss on the step just measured.
+
+    A meter's reading is the step that ended (the harness) or the last second (the
+    daemon); taking it as the next step's mean lags every ramp by a step. Park B's
+    heat-storage boilers were then short on a rising heat load (the gas boilers picked
+    it up) and long on a falling one (the heat was dumped): 23 MWh of heat dumped in
+    a winter fortnight with exact forecasts. Without the last forecast (first tick,
+    after a gap) the reading stands in, as before.
+    """
+    if measured_kw is None:
+        return forecast_kw
+    if prev_fc0_kw is None:
+        return measured_kw
+    return max(forecast_kw + (measured_kw - prev_fc0_kw), 0.0)
 
 
 def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
-            plan: Plan | None) -> _Inputs:
+            plan: Plan | None, prev_fc0_kw: Mapping[str, float] | None = None) -> _Inputs:
+    """``prev_fc0_kw``: the last tick's forecast step 0s (``_Inputs.fc0_kw``), when that
+    tick was one step ago or less; None to take this tick's readings as step 0."""
     p, t = cfg.plant, snap.ts
+    prev0 = prev_fc0_kw or {}
+    fc0: dict[str, float] = {}
     missing: list[str] = []
     soc: dict[str, float] = {}
     for b in p.batteries:
@@ -207,11 +232,13 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
     ren = {r.name: np.clip(fs(fc.pv_kw if r.kind == "pv" else fc.wind_kw), 0, None)
            * r.p_rated_kw / (rated if r.kind == "pv" else wrated) for r in p.renewables}
     for r in p.renewables:
-        # step 0 is what the plant can give now, as for the loads: a forecast below it had the
-        # battery exporting into the export limit while the PV it displaced was spilled
+        # step 0 from what the plant could give in the step just measured, as for the loads:
+        # a forecast below it had the battery exporting into the export limit while the PV
+        # it displaced was spilled
         now = _read(snap, r.avail_point, cfg.stale_after_s) if r.avail_point else None
-        if now is not None and now >= 0:
-            ren[r.name][0] = min(now, r.p_rated_kw)
+        fc0[r.name] = float(ren[r.name][0])
+        ren[r.name][0] = min(_step0(fc0[r.name], now if now is not None and now >= 0 else None,
+                                    prev0.get(r.name)), r.p_rated_kw)
     elec = np.zeros(grid.n)
     shed: dict[str, Vec] = {}
     for ld in p.loads:
@@ -225,8 +252,8 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
             frac = _read(snap, ld.shed_frac_point, cfg.stale_after_s)
             if frac is not None and 0.0 <= frac < 1.0:
                 now /= 1.0 - frac
-        if now is not None:                 # step 0 is measured, not forecast
-            f[0] = now
+        fc0[ld.name] = float(f[0])
+        f[0] = _step0(float(f[0]), now, prev0.get(ld.name))
         elec += f
         if ld.interruptible_frac > 0:
             shed[ld.name] = ld.interruptible_frac * f
@@ -234,10 +261,12 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
     for kind, arr in (("heat", heat), ("cooling", cool)):
         vals = [_read(snap, ld.p_point, cfg.stale_after_s) for ld in p.loads
                 if ld.kind == kind and ld.p_point]
-        if vals and all(v is not None for v in vals):
-            arr[0] = sum(v for v in vals if v is not None)
+        fc0[kind] = float(arr[0])
+        measured = (sum(v for v in vals if v is not None)
+                    if vals and all(v is not None for v in vals) else None)
+        arr[0] = _step0(float(arr[0]), measured, prev0.get(kind))
     return _Inputs(soc, ice, hs, missing, grid.coarsen(imp), grid.coarsen(exp), grid.coarsen(co2),
-                   gas, carbon, diesel, ren, elec, shed, heat, cool, target, modes, plan_id)
+                   gas, carbon, diesel, ren, elec, shed, heat, cool, target, modes, plan_id, fc0)
 
 
 def _tick_data(cfg: ControllerConfig, inp: _Inputs, cm: Commitment,
@@ -351,10 +380,12 @@ def _relaxed(state: ControllerState, inp: _Inputs, t: float,
         return None
     model.warm = (res.x, res.y, t)
     out: dict[str, Vec] = {}
+    stores = {f"{st.name}.{k}" for st in p.ice_stores for k in ("melt", "e")}
     for s in model.series:
-        if s.endswith((".p", ".c", ".ice")):
+        if s.endswith((".p", ".c", ".ice")) or s in stores:
             i = model.series[s] * model.N
-            out[s] = res.x[i:i + model.N] * 1e3 * model.unit[s]
+            scale = E_MWH if s.endswith(".e") else model.unit[s]      # .e: kWh at step end
+            out[s] = res.x[i:i + model.N] * 1e3 * scale
     return out
 
 
@@ -365,7 +396,8 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
     """One tick: measured state and expectations in, setpoints and why out."""
     cfg, t, p = state.config, snapshot.ts, state.config.plant
     grid = state.grid
-    inp = _inputs(cfg, grid, snapshot, forecast, plan)
+    recent = state.last_ts is not None and 0.0 < t - state.last_ts <= cfg.step_min * 60.0 + 1e-6
+    inp = _inputs(cfg, grid, snapshot, forecast, plan, state.fc0_kw if recent else None)
     fc_ok = forecast.start_ts <= t < forecast.start_ts + forecast.step_s * len(forecast.heat_kw)
     windows = ice_windows(p, grid, t)
     relaxed = None if inp.missing or not fc_ok else _relaxed(state, inp, t, windows)
@@ -395,7 +427,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
             stats = SolveStats(res.status, res.iters, res.solve_ms, res.obj_kcny * 1e3)
             new_last = _Solution(cm.units, t, res.x, res.y)
             return _finish(state, snapshot, "optimal", "", _setpoints(p, fs, cm, inp),
-                           fs, stats, cm, new_last)
+                           fs, stats, cm, new_last, fc0_kw=inp.fc0_kw)
         detail = f"solver: {res.status} after {res.iters} iterations"
 
     # 1. the last good solution, shifted to now
@@ -419,16 +451,17 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
         _, lo, up, _ = model.vectors(td)
         fs = project_first(model, x, td, lo, up)
         return _finish(state, snapshot, "shifted_previous", detail,
-                       _setpoints(p, fs, cm_old, inp), fs, None, cm, last)
+                       _setpoints(p, fs, cm_old, inp), fs, None, cm, last, fc0_kw=inp.fc0_kw)
     detail += "; no recent solution to shift"
     # 2. the rule baseline
     fn = cfg.rule_fn()
     if fn is not None:
         sp = fn(p, _rule_context(cfg, t, inp))
-        return _finish(state, snapshot, "rules", detail, sp, None, None, None, None)
+        return _finish(state, snapshot, "rules", detail, sp, None, None, None, None,
+                       fc0_kw=inp.fc0_kw)
     # 3. safe defaults
     return _finish(state, snapshot, "safe_defaults", detail + "; no rules", {}, None, None, None,
-                   None)
+                   None, fc0_kw=inp.fc0_kw)
 
 
 def _rule_context(cfg: ControllerConfig, t: float, inp: _Inputs) -> _rules.RuleContext:
@@ -451,7 +484,8 @@ def _rule_context(cfg: ControllerConfig, t: float, inp: _Inputs) -> _rules.RuleC
 
 def _finish(state: ControllerState, snap: Snapshot, reason: Reason, detail: str,
             wanted: dict[str, float], fs: FirstStep | None, stats: SolveStats | None,
-            cm: Commitment | None, last: _Solution | None) -> tuple[Decision, ControllerState]:
+            cm: Commitment | None, last: _Solution | None, *,
+            fc0_kw: Mapping[str, float] | None = None) -> tuple[Decision, ControllerState]:
     cfg = state.config
     limits = cfg.all_limits()
     full = {k: lim.default for k, lim in limits.items()}
@@ -470,7 +504,8 @@ def _finish(state: ControllerState, snap: Snapshot, reason: Reason, detail: str,
         fallbacks_total=fallbacks)
     status = cm.status_after_first(snap.ts, state.status) if cm is not None else state.status
     new = replace(state, last=last if last is not None else state.last, status=status,
-                  last_setpoints=out, last_ts=snap.ts, fallbacks=fallbacks)
+                  last_setpoints=out, last_ts=snap.ts, fallbacks=fallbacks,
+                  fc0_kw=dict(fc0_kw) if fc0_kw is not None else {})
     return dec, new
 
 

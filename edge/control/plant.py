@@ -171,6 +171,9 @@ class IceStore:
     level_point: str                 # frac of capacity
     melt_set_point: str
     mode_set_point: str = ""         # 0 idle, 1 charge (its chillers make ice), 2 melt
+    # melting draws at most this fraction of the stored cold per hour (kW per kWh): ice on
+    # coil releases slower as the coils bare; 0 = no such limit
+    release_frac_per_h: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +232,15 @@ class Objective:
     # (0.36 vs 0.39 CNY/kWh), and the heat-storage boilers ran at half power through the
     # valley while gas boilers burned (closed loop, docs/evaluation.md).
     loss_frac_at_rated: float = 0.001
+    # Flows that carry no conversion choice (grid import and export, battery charge and
+    # discharge, ice charging and melting) lose 2 % at rated power: about a transformer's
+    # and a converter's load losses, and for the ice store the pumps and the approach
+    # temperature rising with flow. Their price gaps are wide (peak against valley), so
+    # the term does not move a decision there, and it is what keeps OSQP fast: with
+    # these flows at 0.1 % too, timing ties (which valley step charges) left flat faces
+    # that cost Park A 190 iterations a tick and Park B's ice plans up to 4,000
+    # (docs/control.md, "Loss terms").
+    flow_loss_frac_at_rated: float = 0.02
     loss_cny_per_kwh: float = 0.6
 
 
@@ -430,7 +442,8 @@ def _ice_store(t: _Table, name: str) -> IceStore:
                     t.num("release_eff", 1.0, hi=1.0, lo_open=True),
                     t.num("melt_max_kw", lo_open=True), t.num("loss_frac_per_h", 0.0, hi=1.0),
                     t.hours("charge_hours", (0, 24)), t.point("level_point"),
-                    t.point("melt_set_point"), t.point("mode_set_point", ""))
+                    t.point("melt_set_point"), t.point("mode_set_point", ""),
+                    t.num("release_frac_per_h", 0.0))
 
 
 def _renewable(kind: str) -> Callable[[_Table, str], Renewable]:

@@ -54,7 +54,10 @@ def project_first(model: QpModel, x: Vec, td: TickData, lo: Vec, up: Vec) -> Fir
         v[f"{b.name}.dis"] = min(max(-net, 0.0), ub[f"{b.name}.dis"])
     for st in p.ice_stores:
         e0 = td.ice_kwh[st.name]
-        ub[f"{st.name}.melt"] = min(ub[f"{st.name}.melt"], max(0.0, e0 * st.release_eff / dt))
+        cap = e0 * st.release_eff / dt
+        if st.release_frac_per_h > 0:
+            cap = min(cap, st.release_frac_per_h * e0)
+        ub[f"{st.name}.melt"] = min(ub[f"{st.name}.melt"], max(0.0, cap))
         v[f"{st.name}.melt"] = min(v[f"{st.name}.melt"], ub[f"{st.name}.melt"])
         makers = [f"{d.name}.ice" for d in p.dual_chillers
                   if d.ice_store == st.name and f"{d.name}.ice" in v]

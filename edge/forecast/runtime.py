@@ -48,6 +48,15 @@ _DEFAULT_BASELINE = {"pv": "clear_sky_yesterday", "wind": "last_value"}
 # A model that needs no weather forecast, used when the target's own model lacks it.
 _NO_WEATHER_VARIANT = {"pv": "pv_clearsky"}
 _SKILL_STEPS = 7 * DAY
+# The skill guard: a model whose live nMAE is above GUARD_OFF x its baseline's, over at
+# least GUARD_MIN_STEPS realised steps of the last week, stands down for the baseline;
+# it comes back once it is below GUARD_ON x the baseline's (it keeps running, scored).
+# Park B's loads are forecast by models trained on other buildings (Park A's office,
+# the Boulder cooling): in January the cooling model said 4 MW against 0.3 MW, 10x the
+# naive forecast's error, and the controller kept a 96 MWh ice store full for it.
+GUARD_OFF = 1.25
+GUARD_ON = 1.05
+GUARD_MIN_STEPS = DAY
 _MAX_GAP = 4  # steps of missing history filled by interpolation
 
 
@@ -77,31 +86,54 @@ class Forecast:
 
 @dataclass
 class _Skill:
-    issued: deque[tuple[int, F64, F64]] = field(default_factory=lambda: deque(maxlen=HORIZON))
-    steps: deque[tuple[float, float, int, float]] = field(
+    """Live errors of what was in force, the baseline and the model (when it ran), per
+    realised step over the last week: the model is scored even while it stands down."""
+
+    # (origin step, P50 in force, baseline P50, model P50 or None)
+    issued: deque[tuple[int, F64, F64, F64 | None]] = field(
+        default_factory=lambda: deque(maxlen=HORIZON))
+    # (abs error in force, baseline, n; model abs error, model's baseline abs error, n_model; |y| n)
+    steps: deque[tuple[float, float, int, float, float, int, float]] = field(
         default_factory=lambda: deque(maxlen=_SKILL_STEPS))
 
     def observe(self, step: int, actual_kw: float) -> None:
-        em = eb = 0.0
-        n = 0
-        for origin, p50, base in self.issued:
+        em = eb = emod = ebmod = 0.0
+        n = nmod = 0
+        for origin, p50, base, model in self.issued:
             k = step - origin
             if 0 <= k < HORIZON:
                 em += abs(float(p50[k]) - actual_kw)
                 eb += abs(float(base[k]) - actual_kw)
                 n += 1
+                if model is not None:
+                    emod += abs(float(model[k]) - actual_kw)
+                    ebmod += abs(float(base[k]) - actual_kw)
+                    nmod += 1
         if n:
-            self.steps.append((em, eb, n, abs(actual_kw) * n))
+            self.steps.append((em, eb, n, emod, ebmod, nmod, abs(actual_kw) * n))
+
+    def model_vs_baseline(self) -> tuple[float, float, int] | None:
+        """Model and baseline mean abs error (kW) on the same forecasts, and the realised
+        steps they cover; None before any."""
+        emod = sum(s[3] for s in self.steps)
+        eb = sum(s[4] for s in self.steps)
+        n = sum(s[5] for s in self.steps)
+        covered = sum(1 for s in self.steps if s[5])
+        if not n:
+            return None
+        return emod / n, eb / n, covered
 
     def summary(self, norm_kw: float | None) -> dict[str, float | int | None]:
         em = sum(s[0] for s in self.steps)
         eb = sum(s[1] for s in self.steps)
         n = sum(s[2] for s in self.steps)
-        ysum = sum(s[3] for s in self.steps)
+        ysum = sum(s[6] for s in self.steps)
         norm = norm_kw if norm_kw else (ysum / n if n else 0.0)
         if not n or norm <= 0:
-            return {"nmae_in_force": None, "nmae_baseline": None, "samples": n}
-        return {"nmae_in_force": em / n / norm, "nmae_baseline": eb / n / norm, "samples": n}
+            return {"nmae_in_force": None, "nmae_baseline": None, "nmae_model": None, "samples": n}
+        mvb = self.model_vs_baseline()
+        return {"nmae_in_force": em / n / norm, "nmae_baseline": eb / n / norm,
+                "nmae_model": mvb[0] / norm if mvb is not None else None, "samples": n}
 
 
 @dataclass
@@ -123,6 +155,7 @@ class _Target:
     inference_seconds: float = 0.0
     skill: _Skill = field(default_factory=_Skill)
     interval: AdaptiveInterval | None = None  # the model's interval calibration, adapted live
+    benched: bool = False                     # the skill guard has the baseline in force
 
 
 class Forecaster:
@@ -182,6 +215,8 @@ class Forecaster:
         if t.model is not None:
             t.swap_total += 1
         t.model = model
+        t.skill = _Skill()           # a new model is scored afresh
+        t.benched = False
         t.interval = AdaptiveInterval(model.interval, HORIZON)
         t.last_swap_error = ""
         t.scale_kw = model.scale_kw
@@ -285,14 +320,35 @@ class Forecaster:
                         t.fallback_total.get("no_weather_variant", 0) + 1)
                     fc = TargetForecast(t.name, fc.p10_kw, fc.p50_kw, fc.p90_kw,
                                         f"model:{m.target}", note)
+        model_p50 = fc.p50_kw if fc is not None else None
+        if fc is not None:
+            why = self._guard(t)
+            if why:
+                fc, reason, category = None, why, "skill"
         if fc is None:
             t.fallback_total[category] = t.fallback_total.get(category, 0) + 1
             t.source, t.reason = f"baseline:{t.baseline}", reason
             fc = TargetForecast(t.name, base[0], base[1], base[2], t.source, reason)
         else:
             t.source, t.reason = fc.source, fc.reason
-        t.skill.issued.append((step, fc.p50_kw, base[1]))
+        t.skill.issued.append((step, fc.p50_kw, base[1], model_p50))
         return fc
+
+    @staticmethod
+    def _guard(t: _Target) -> str:
+        """Why the model stands down for its baseline (the skill guard), or ""."""
+        mvb = t.skill.model_vs_baseline()
+        if mvb is None or mvb[2] < GUARD_MIN_STEPS:
+            return ""
+        model_kw, base_kw, steps = mvb
+        factor = GUARD_ON if t.benched else GUARD_OFF
+        t.benched = model_kw > factor * base_kw
+        if not t.benched:
+            return ""
+        return (f"{t.name}: skill: the model's live mean error {model_kw:.1f} kW over the last "
+                f"{steps} steps is above {factor:.2f}x the {t.baseline} baseline's "
+                f"{base_kw:.1f} kW; baseline in force until the model is back under "
+                f"{GUARD_ON:.2f}x")
 
     def _run(self, t: _Target, owner: _Target, m: LoadedModel, step: int, y_kw: F64, y_first: int,
              ctx: StepContext, origins: NDArray[np.int64], leads: NDArray[np.int64], wx: Mapping[str, F64]

@@ -194,3 +194,47 @@ def test_pv_without_plan_weather_uses_the_clear_sky_variant(model_dir: Path) -> 
     assert (o.p10_kw <= o.p50_kw).all() and (o.p50_kw <= o.p90_kw).all()
     wx = {"ghi_w_m2": np.full(HORIZON, 300.0), "temp_c": np.full(HORIZON, 25.0)}
     assert fc.update(T0 + STEP_S, {"pv": pv}, wx).targets["pv"].source == "model"
+
+
+def test_skill_guard_benches_a_model_worse_than_its_baseline(model_dir: Path) -> None:
+    """A load that repeats exactly week on week: last_week is exact, the model is not, so
+    after a day of realised steps the model stands down (and is still scored)."""
+    from edge.forecast.runtime import GUARD_MIN_STEPS
+
+    fc = _forecaster(model_dir)
+    h = office_history(800 + GUARD_MIN_STEPS + 4)
+    sources = []
+    for k in range(GUARD_MIN_STEPS + 4):
+        o = fc.update(T0 + k * STEP_S, {"office": h[: 800 + k]}).targets["office"]
+        sources.append(o.source)
+    assert sources[0] == "model" and sources[GUARD_MIN_STEPS - 1] == "model"
+    assert sources[-1] == "baseline:last_week"
+    assert "skill" in o.reason and "last_week" in o.reason and "\n" not in o.reason
+    np.testing.assert_allclose(o.p50_kw, h[800 + GUARD_MIN_STEPS + 3 - 672:][:HORIZON])
+    st = fc.state()["targets"]["office"]
+    assert st["fallback_total"].get("skill", 0) >= 1
+    sk = st["skill"]
+    assert sk["nmae_model"] > 0.0 and sk["nmae_baseline"] < 1e-9
+
+
+def test_skill_guard_hysteresis() -> None:
+    from edge.forecast.runtime import GUARD_MIN_STEPS, GUARD_OFF, GUARD_ON, Forecaster, _Target
+
+    t = _Target("office", Path("office.onnx"))
+
+    def score(model_kw: float, base_kw: float) -> None:
+        t.skill.steps.clear()
+        for _ in range(GUARD_MIN_STEPS):
+            t.skill.steps.append((0.0, 0.0, 1, model_kw, base_kw, 1, 1000.0))
+
+    score(GUARD_OFF * 100 - 1, 100)         # just inside: the model stays
+    assert Forecaster._guard(t) == "" and not t.benched
+    score(GUARD_OFF * 100 + 1, 100)         # out
+    assert "skill" in Forecaster._guard(t) and t.benched
+    score((GUARD_ON + GUARD_OFF) / 2 * 100, 100)   # between the two: stays out
+    assert Forecaster._guard(t) != "" and t.benched
+    score(GUARD_ON * 100 - 1, 100)          # back
+    assert Forecaster._guard(t) == "" and not t.benched
+    t.skill.steps.clear()                   # too few steps: no verdict
+    t.skill.steps.append((0.0, 0.0, 1, 500.0, 1.0, 1, 1000.0))
+    assert Forecaster._guard(t) == ""

@@ -1,0 +1,99 @@
+"""Replayed ticks for what the closed loop taught: step 0 of a load, stores' end value, ice release."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from edge.control import ControllerState, decide
+from edge.control.commitment import _melt_short
+from edge.control.controller import _inputs, _step0
+from edge.control.scenario import T0, Park
+
+NIGHT = T0 + 23 * 3600          # 23:00 local: Park B's valley, ice may be made
+AFTERNOON = T0 + 15 * 3600      # 15:00 local: peak, ice may melt
+
+
+def test_step0_is_the_forecast_corrected_by_its_last_miss() -> None:
+    assert _step0(1000.0, 1200.0, 900.0) == 1300.0      # missed by +300: carried
+    assert _step0(1000.0, 500.0, 900.0) == 600.0
+    assert _step0(100.0, 0.0, 900.0) == 0.0             # never below zero
+    assert _step0(1000.0, 1200.0, None) == 1200.0       # no last forecast: the reading
+    assert _step0(1000.0, None, 900.0) == 1000.0        # no reading: the forecast
+
+
+def test_inputs_use_the_last_ticks_forecast(park_b: Park) -> None:
+    grid = ControllerState.fresh(park_b.config).grid
+    fc = park_b.forecast(T0, n=300)
+    snap = park_b.snapshot(AFTERNOON, loads_kw={"heating": 3000.0, "cooling": 8000.0})
+    first = _inputs(park_b.config, grid, snap, fc, None)
+    assert first.heat_kw[0] == 3000.0 and first.cooling_kw[0] == 8000.0
+    raw_heat, raw_cool = first.fc0_kw["heat"], first.fc0_kw["cooling"]
+    prev = {"heat": 2500.0, "cooling": 8000.0}
+    nxt = _inputs(park_b.config, grid, snap, fc, None, prev)
+    assert np.isclose(nxt.heat_kw[0], raw_heat + 500.0)
+    assert np.isclose(nxt.cooling_kw[0], raw_cool)
+    assert np.array_equal(nxt.heat_kw[1:], first.heat_kw[1:])      # later steps untouched
+
+
+def test_decide_carries_the_forecast_step0_only_for_one_step(park_b: Park) -> None:
+    fc = park_b.forecast(T0, n=300)
+    st = ControllerState.fresh(park_b.config)
+    _, st = decide(park_b.snapshot(AFTERNOON, ice_frac=0.5), fc, None, st)
+    assert set(st.fc0_kw) >= {"heat", "cooling", "buildings"}
+    d, st2 = decide(park_b.snapshot(AFTERNOON + 900, ice_frac=0.5), fc, None, st)
+    assert d.reason == "optimal" and st2.fc0_kw
+    # a gap longer than a step: the reading stands in (the last forecast is for another step)
+    late = park_b.snapshot(AFTERNOON + 3 * 900, ice_frac=0.5, loads_kw={"heating": 1234.0})
+    d3, _ = decide(late, fc, None, st2)
+    assert d3.reason == "optimal"
+
+
+def test_no_ice_is_made_for_the_horizon_end_alone(park_b: Park) -> None:
+    """Winter: no cooling ahead. Ice left at the end is worth only what refilling it would
+    cost, so a half-full store is not topped up (it was, at 0.9 x the mean price)."""
+    fc = park_b.forecast(T0, n=300)
+    fc = replace(fc, cooling_kw=np.zeros_like(fc.cooling_kw))
+    st = ControllerState.fresh(park_b.config)
+    for k in range(4):
+        d, st = decide(park_b.snapshot(NIGHT + k * 900, ice_frac=0.5), fc, None, st)
+        assert d.reason == "optimal"
+        assert all(d.setpoints[f"dch{i}.mode_set"] != 2.0 for i in range(1, 5)), k
+        assert sum(d.flows_kw.get(f"dch{i}.ice", 0.0) for i in range(1, 5)) < 1.0
+
+
+def test_ice_store_is_filled_for_the_day_it_is_needed(park_b: Park) -> None:
+    """The counterpart: with summer cooling ahead, the empty store is charged at night."""
+    fc = park_b.forecast(T0, n=300)
+    d, _ = decide(park_b.snapshot(NIGHT, ice_frac=0.05), fc, None,
+                  ControllerState.fresh(park_b.config))
+    assert any(d.setpoints[f"dch{i}.mode_set"] == 2.0 for i in range(1, 5))
+    assert sum(d.flows_kw.get(f"dch{i}.ice", 0.0) for i in range(1, 5)) > 1000.0
+
+
+def test_melt_is_bounded_by_the_release_rate_and_chillers_carry_the_rest(park_b: Park) -> None:
+    store = park_b.plant.ice_stores[0]
+    assert store.release_frac_per_h == 0.85
+    ice_frac = 0.02                                     # 1,932 kWh: 1,642 kW at most
+    cap_kw = 0.85 * ice_frac * store.capacity_kwh
+    fc = park_b.forecast(T0, n=300)
+    st = ControllerState.fresh(park_b.config)
+    snap = park_b.snapshot(AFTERNOON, ice_frac=ice_frac, loads_kw={"cooling": 9000.0})
+    d, _ = decide(snap, fc, None, st)
+    assert d.reason == "optimal"
+    assert -d.setpoints["ice1.melt_set_kw"] <= cap_kw + 1e-6
+    assert d.slack_kw["cooling"] < 1.0                  # chillers staged for the rest
+    chillers = sum(-d.setpoints[p] for p in d.setpoints
+                   if p.endswith(".q_set_kw") and p.split(".")[0] in
+                   {"bch1", "bch2", "sch1", "dch1", "dch2", "dch3", "dch4"})
+    assert chillers >= 9000.0 - cap_kw - 1.0
+
+
+def test_melt_short_counts_only_what_the_level_cannot_release(park_b: Park) -> None:
+    n = 4
+    x = {"ice1.melt": np.array([1000.0, 5000.0, 5000.0, 0.0]),
+         "ice1.e": np.array([9000.0, 4000.0, 100.0, 100.0])}
+    short = _melt_short(park_b.plant, x, {"ice1": 10000.0}, n)
+    # starts of steps: 10,000 / 9,000 / 4,000 / 100 kWh -> caps 8,500 / 7,650 / 3,400 / 85 kW
+    np.testing.assert_allclose(short, [0.0, 0.0, 1600.0, 0.0])
