@@ -33,6 +33,7 @@ from edge.control.points import (
 from edge.control.project import FirstStep, project_first
 from edge.control.qp import E_MWH, GRADED, QpModel, StepGrid, TickData, Vec, make_grid
 from edge.control.safety import Clamp, PointLimit, clamp, plant_limits
+from edge.control.step0 import Step0Memory, corrected
 from edge.model import Snapshot
 
 __all__ = ["ControllerConfig", "ControllerState", "Decision", "Reason", "SolveStats", "decide",
@@ -110,9 +111,8 @@ class ControllerState:
     last_setpoints: Mapping[str, float] = field(default_factory=dict)
     last_ts: float | None = None
     fallbacks: Mapping[str, int] = field(default_factory=dict)
-    # the last tick's forecast for its step 0, per load ("heat", "cooling", electric loads
-    # by name), kW: what this tick's measurement is compared with (``_inputs``)
-    fc0_kw: Mapping[str, float] = field(default_factory=dict)
+    # what the last tick expected of step 0, and the misses since (``step0.py``)
+    step0: Step0Memory = field(default_factory=Step0Memory)
 
     @classmethod
     def fresh(cls, config: ControllerConfig) -> ControllerState:
@@ -153,24 +153,9 @@ class _Inputs:
     target_kw: Vec | None
     plan_modes: dict[str, Vec]
     plan_id: str
-    fc0_kw: dict[str, float] = field(default_factory=dict)   # the forecast's own step 0s
-
-
-def _step0(forecast_kw: float, measured_kw: float | None, prev_fc0_kw: float | None) -> float:
-    """Step 0 of a load: the forecast corrected by its miss on the step just measured.
-
-    A meter's reading is the step that ended (the harness) or the last second (the
-    daemon); taking it as the next step's mean lags every ramp by a step. Park B's
-    heat-storage boilers were then short on a rising heat load (the gas boilers picked
-    it up) and long on a falling one (the heat was dumped): 23 MWh of heat dumped in
-    a winter fortnight with exact forecasts. Without the last forecast (first tick,
-    after a gap) the reading stands in, as before.
-    """
-    if measured_kw is None:
-        return forecast_kw
-    if prev_fc0_kw is None:
-        return measured_kw
-    return max(forecast_kw + (measured_kw - prev_fc0_kw), 0.0)
+    # the forecasts' own step 0 per load ("heat", "cooling", electric loads and renewables
+    # by name): what the next tick's readings are compared with
+    fc0_kw: dict[str, float] = field(default_factory=dict)
 
 
 def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
@@ -237,8 +222,8 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         # it displaced was spilled
         now = _read(snap, r.avail_point, cfg.stale_after_s) if r.avail_point else None
         fc0[r.name] = float(ren[r.name][0])
-        ren[r.name][0] = min(_step0(fc0[r.name], now if now is not None and now >= 0 else None,
-                                    prev0.get(r.name)), r.p_rated_kw)
+        ren[r.name][0] = min(corrected(fc0[r.name], now if now is not None and now >= 0 else None,
+                                       prev0.get(r.name)), r.p_rated_kw)
     elec = np.zeros(grid.n)
     shed: dict[str, Vec] = {}
     for ld in p.loads:
@@ -253,7 +238,7 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
             if frac is not None and 0.0 <= frac < 1.0:
                 now /= 1.0 - frac
         fc0[ld.name] = float(f[0])
-        f[0] = _step0(float(f[0]), now, prev0.get(ld.name))
+        f[0] = corrected(float(f[0]), now, prev0.get(ld.name))
         elec += f
         if ld.interruptible_frac > 0:
             shed[ld.name] = ld.interruptible_frac * f
@@ -264,7 +249,7 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         fc0[kind] = float(arr[0])
         measured = (sum(v for v in vals if v is not None)
                     if vals and all(v is not None for v in vals) else None)
-        arr[0] = _step0(float(arr[0]), measured, prev0.get(kind))
+        arr[0] = corrected(float(arr[0]), measured, prev0.get(kind))
     return _Inputs(soc, ice, hs, missing, grid.coarsen(imp), grid.coarsen(exp), grid.coarsen(co2),
                    gas, carbon, diesel, ren, elec, shed, heat, cool, target, modes, plan_id, fc0)
 
@@ -397,7 +382,8 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
     cfg, t, p = state.config, snapshot.ts, state.config.plant
     grid = state.grid
     recent = state.last_ts is not None and 0.0 < t - state.last_ts <= cfg.step_min * 60.0 + 1e-6
-    inp = _inputs(cfg, grid, snapshot, forecast, plan, state.fc0_kw if recent else None)
+    inp = _inputs(cfg, grid, snapshot, forecast, plan, state.step0.fc0_kw if recent else None)
+    mem = Step0Memory(inp.fc0_kw)
     fc_ok = forecast.start_ts <= t < forecast.start_ts + forecast.step_s * len(forecast.heat_kw)
     windows = ice_windows(p, grid, t)
     relaxed = None if inp.missing or not fc_ok else _relaxed(state, inp, t, windows)
@@ -427,7 +413,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
             stats = SolveStats(res.status, res.iters, res.solve_ms, res.obj_kcny * 1e3)
             new_last = _Solution(cm.units, t, res.x, res.y)
             return _finish(state, snapshot, "optimal", "", _setpoints(p, fs, cm, inp),
-                           fs, stats, cm, new_last, fc0_kw=inp.fc0_kw)
+                           fs, stats, cm, new_last, step0=mem)
         detail = f"solver: {res.status} after {res.iters} iterations"
 
     # 1. the last good solution, shifted to now
@@ -451,17 +437,16 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
         _, lo, up, _ = model.vectors(td)
         fs = project_first(model, x, td, lo, up)
         return _finish(state, snapshot, "shifted_previous", detail,
-                       _setpoints(p, fs, cm_old, inp), fs, None, cm, last, fc0_kw=inp.fc0_kw)
+                       _setpoints(p, fs, cm_old, inp), fs, None, cm, last, step0=mem)
     detail += "; no recent solution to shift"
     # 2. the rule baseline
     fn = cfg.rule_fn()
     if fn is not None:
         sp = fn(p, _rule_context(cfg, t, inp))
-        return _finish(state, snapshot, "rules", detail, sp, None, None, None, None,
-                       fc0_kw=inp.fc0_kw)
+        return _finish(state, snapshot, "rules", detail, sp, None, None, None, None, step0=mem)
     # 3. safe defaults
     return _finish(state, snapshot, "safe_defaults", detail + "; no rules", {}, None, None, None,
-                   None, fc0_kw=inp.fc0_kw)
+                   None, step0=mem)
 
 
 def _rule_context(cfg: ControllerConfig, t: float, inp: _Inputs) -> _rules.RuleContext:
@@ -485,7 +470,7 @@ def _rule_context(cfg: ControllerConfig, t: float, inp: _Inputs) -> _rules.RuleC
 def _finish(state: ControllerState, snap: Snapshot, reason: Reason, detail: str,
             wanted: dict[str, float], fs: FirstStep | None, stats: SolveStats | None,
             cm: Commitment | None, last: _Solution | None, *,
-            fc0_kw: Mapping[str, float] | None = None) -> tuple[Decision, ControllerState]:
+            step0: Step0Memory | None = None) -> tuple[Decision, ControllerState]:
     cfg = state.config
     limits = cfg.all_limits()
     full = {k: lim.default for k, lim in limits.items()}
@@ -505,7 +490,7 @@ def _finish(state: ControllerState, snap: Snapshot, reason: Reason, detail: str,
     status = cm.status_after_first(snap.ts, state.status) if cm is not None else state.status
     new = replace(state, last=last if last is not None else state.last, status=status,
                   last_setpoints=out, last_ts=snap.ts, fallbacks=fallbacks,
-                  fc0_kw=dict(fc0_kw) if fc0_kw is not None else {})
+                  step0=step0 if step0 is not None else Step0Memory())
     return dec, new
 
 
