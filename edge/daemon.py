@@ -37,6 +37,21 @@ from edge.store import StoreConfig as StoreSettings
 log = logs.get("daemon")
 VERSION = "0.1.0"
 _STOP_TIMEOUT_S = 5.0
+
+
+def _where(task: asyncio.Task[Any]) -> str:
+    """Where a suspended task waits: its await chain, innermost last, as "file:line function"."""
+    out: list[str] = []
+    aw: Any = task.get_coro()
+    while aw is not None and len(out) < 12:
+        frame = getattr(aw, "cr_frame", None) or getattr(aw, "gi_frame", None)
+        if frame is not None:
+            out.append(f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno} "
+                       f"{frame.f_code.co_name}")
+        aw = getattr(aw, "cr_await", None) or getattr(aw, "gi_yieldfrom", None)
+    return " > ".join(out) or "?"
+
+
 _SLOW_METRICS_EVERY_S = 5.0
 
 
@@ -152,6 +167,13 @@ class Daemon:
             _done, stuck = await asyncio.wait(tasks, timeout=_STOP_TIMEOUT_S)
             for t in stuck:
                 log.error("task_did_not_stop", task=t.get_name(), timeout_s=_STOP_TIMEOUT_S)
+            if stuck:
+                # where each task still alive is waiting: a stuck child of a TaskGroup names
+                # the driver call that swallowed its cancel
+                me = asyncio.current_task()
+                for t in asyncio.all_tasks():
+                    if t is not me and not t.done():
+                        log.error("task_still_running", task=t.get_name(), at=_where(t))
             ctl.close()
             with contextlib.suppress(Exception):
                 await ctl.wait_closed()

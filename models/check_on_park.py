@@ -1,13 +1,14 @@
-"""The load forecasters on the simulated Park A's own loads: model vs "yesterday".
+"""The load forecasters on a simulated park's own loads: model vs "yesterday".
 
     python -m models.check_on_park                       # the shipped models in models/
+    python -m models.check_on_park --site park-b         # Park B's (park_b_* targets)
     python -m models.check_on_park --model-dir DIR       # another set (e.g. an older one)
     python -m models.check_on_park --holdout             # models that never saw the windows
     (add --json models/check_on_park.json to record the figures for models/README.md)
 
 For each window (14 days from local midnight, Asia/Shanghai; the evaluation's
 summer 2026-07-06 and winter 2026-01-05) the park is built with
-``parksim.physics.build_park("park-a", seed=0, start_utc=...)`` and its loads
+``parksim.physics.build_park(site, seed=0, start_utc=...)`` and its loads
 are read at the middle of every 15-min step (``park.exogenous_at(ts)``, as the
 evaluation harness books them; ``models.data.park_actuals``). At every step of
 the window ``edge.forecast.Forecaster`` gets the eight days before as history
@@ -32,41 +33,45 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from edge.forecast.features import DAY, HORIZON, STEP_S
-from models.data import PARK_TZ, park_actuals
+from models.data import PARK_SITE, PARK_TZ, park_actuals, park_targets
 
 WINDOWS = {"summer": dt.date(2026, 7, 6), "winter": dt.date(2026, 1, 5)}
-TARGETS = ("heating", "cooling", "data_centre", "office", "hospital")
+TARGETS = ("heating", "cooling", "data_centre", "office", "hospital")  # Park A's
+SITE_TARGETS = {"park-a": TARGETS, "park-b": tuple(park_targets("park-b"))}
 HISTORY_DAYS = 8
 PLAN_STEPS = 48 * 4
 
 
-def check_window(model_dir: Path, start: dt.date, days: int, seed: int) -> dict[str, Any]:
+def check_window(model_dir: Path, start: dt.date, days: int, seed: int,
+                 site: str = PARK_SITE) -> dict[str, Any]:
     from parksim.evaluate.weather import WeatherError, forecast_weather
     from parksim.physics.sites import spec_for
 
     from edge.forecast import Forecaster
 
-    spec = spec_for("park-a")
+    spec = spec_for(site)
+    targets = SITE_TARGETS[site]
     t0 = dt.datetime(start.year, start.month, start.day, tzinfo=ZoneInfo(PARK_TZ)).timestamp()
     first_win = int(t0) // STEP_S
     n_win = days * DAY
     first = first_win - HISTORY_DAYS * DAY
     n = HISTORY_DAYS * DAY + n_win + DAY
-    y = park_actuals("park-a", seed, first, n)
-    temp = y["temp_c"]
+    actuals = park_actuals(site, seed, first, n)
+    temp = actuals["temp_c"]
+    y = {t: actuals[a] for t, a in park_targets(site).items() if t in targets}
 
     def actual(ts: float) -> dict[str, float]:  # weather at an instant (mid-step grid only)
         i = int(ts // STEP_S) - first
         return {"ghi_w_m2": 0.0, "temp_c": float(temp[i]), "wind_m_s": 0.0}
 
     fc = Forecaster(model_dir, timezone=PARK_TZ, latitude=spec.lat_deg, longitude=spec.lon_deg,
-                    targets=TARGETS)
+                    targets=targets)
     werr = WeatherError()
-    em = {t: 0.0 for t in TARGETS}
-    ey = {t: 0.0 for t in TARGETS}
-    ys = {t: 0.0 for t in TARGETS}
+    em = {t: 0.0 for t in targets}
+    ey = {t: 0.0 for t in targets}
+    ys = {t: 0.0 for t in targets}
     cnt = 0
-    sources: dict[str, set[str]] = {t: set() for t in TARGETS}
+    sources: dict[str, set[str]] = {t: set() for t in targets}
     wf: dict[str, np.ndarray] | None = None
     for j in range(n_win):
         step = first_win + j
@@ -77,12 +82,12 @@ def check_window(model_dir: Path, start: dt.date, days: int, seed: int) -> dict[
         k0 = j % DAY
         weather = {"temp_c": wf["temp_c"][k0:k0 + HORIZON],
                    "ghi_w_m2": wf["ghi_w_m2"][k0:k0 + HORIZON]}
-        hist = {t: y[t][i - HISTORY_DAYS * DAY:i] for t in TARGETS}
+        hist = {t: y[t][i - HISTORY_DAYS * DAY:i] for t in targets}
         out = fc.refresh(step, hist, weather)
         k = np.arange(HORIZON)
         ok = j + k < n_win
         s = i + k[ok]
-        for t in TARGETS:
+        for t in targets:
             tf = out.targets[t]
             sources[t].add(tf.source)
             a = y[t][s]
@@ -91,7 +96,7 @@ def check_window(model_dir: Path, start: dt.date, days: int, seed: int) -> dict[
             ys[t] += float(a.sum())
         cnt += int(ok.sum())
     res: dict[str, Any] = {}
-    for t in TARGETS:
+    for t in targets:
         mean = ys[t] / cnt
         res[t] = {"model_nmae": round(em[t] / cnt / mean, 4),
                   "yesterday_nmae": round(ey[t] / cnt / mean, 4),
@@ -106,13 +111,14 @@ def check_window(model_dir: Path, start: dt.date, days: int, seed: int) -> dict[
 HOLDOUT_START = {"summer": dt.date(2025, 9, 1), "winter": dt.date(2025, 3, 1)}
 
 
-def _holdout_models(window: str, targets: tuple[str, ...], out: Path, jobs: int) -> None:
+def _holdout_models(window: str, targets: tuple[str, ...], out: Path, jobs: int,
+                    site: str = PARK_SITE) -> None:
     import multiprocessing as mp
 
     from models import train
     from models.data import park_load_series
 
-    series = {s.target: s for s in park_load_series(HOLDOUT_START[window])}
+    series = {s.target: s for s in park_load_series(HOLDOUT_START[window], site)}
     train._SERIES.clear()
     train._SERIES.update({t: series[t] for t in targets})
     n = len(series[targets[0]].y_kw)
@@ -129,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model-dir", type=Path, default=Path(__file__).resolve().parent)
     ap.add_argument("--days", type=int, default=14)
     ap.add_argument("--seed", type=int, default=0, help="the park's noise seed and the weather seed")
+    ap.add_argument("--site", default=PARK_SITE, choices=sorted(SITE_TARGETS),
+                    help="the simulated park and its load targets (default park-a)")
     ap.add_argument("--json", type=Path,
                     help="also write the figures here (models/check_on_park.json feeds README.md)")
     ap.add_argument("--holdout", action="store_true",
@@ -137,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="--holdout: targets trained in parallel")
     a = ap.parse_args(argv)
     out: dict[str, Any] = {}
-    print(f"models: {'hold-out (temporary)' if a.holdout else a.model_dir}; park-a seed {a.seed}; "
+    targets = SITE_TARGETS[a.site]
+    print(f"models: {'hold-out (temporary)' if a.holdout else a.model_dir}; {a.site} seed {a.seed}; "
           f"{a.days} days from local midnight")
     print("| window | target | mean kW | model nMAE | yesterday nMAE | forecast source |")
     print("|---|---|---|---|---|---|")
@@ -149,12 +158,12 @@ def main(argv: list[str] | None = None) -> int:
 
             warnings.filterwarnings("ignore")
             with tempfile.TemporaryDirectory(prefix="parkedge-holdout-") as tmp:
-                _holdout_models(w, TARGETS, Path(tmp), a.jobs)
-                r = check_window(Path(tmp), start, a.days, a.seed)
+                _holdout_models(w, targets, Path(tmp), a.jobs, a.site)
+                r = check_window(Path(tmp), start, a.days, a.seed, a.site)
         else:
-            r = check_window(a.model_dir, start, a.days, a.seed)
+            r = check_window(a.model_dir, start, a.days, a.seed, a.site)
         out[w] = r
-        for t in TARGETS:
+        for t in targets:
             x = r[t]
             print(f"| {w} {start} | {t} | {x['mean_kw']:.0f} | {x['model_nmae']:.2%} | "
                   f"{x['yesterday_nmae']:.2%} | {', '.join(x['source'])} |")
@@ -163,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:  # merged into the file under "holdout", "shipped" or the model directory
         key = "holdout" if a.holdout else (
             "shipped" if a.model_dir.resolve() == Path(__file__).resolve().parent else str(a.model_dir))
+        if a.site != PARK_SITE:
+            key = f"{a.site} {key}"
         old = json.loads(a.json.read_text()) if a.json.exists() else {}
         old[key] = out
         a.json.write_text(json.dumps(old, indent=2) + "\n")

@@ -3,11 +3,12 @@
 PV and wind "actuals" are not metered: they are modelled from measured
 weather through stated physical models (pvlib PVWatts for 8.5 MWp, a
 windpowerlib power curve for 3 x 2.5 MW); hourly and 30-min data are brought
-to 15 min by linear interpolation between interval midpoints. Park A's loads
-(heating, cooling, data centre, office, hospital and their electric total)
-have one definition, the simulated park's (firmware-sims/parksim/physics):
-they are read from ``parksim.physics.build_park("park-a")`` itself, so the
-shapes, formulas and scalings cannot drift apart (``park_load_series``).
+to 15 min by linear interpolation between interval midpoints. The parks'
+loads (Park A's heating, cooling, data centre, office, hospital and their
+electric total; Park B's buildings, heating and cooling) have one definition,
+the simulated park's (firmware-sims/parksim/physics): they are read from
+``parksim.physics.build_park(site)`` itself, so the shapes, formulas and
+scalings cannot drift apart (``park_load_series``).
 """
 
 from __future__ import annotations
@@ -200,22 +201,26 @@ def wind_series() -> Series:
     )
 
 
-# ---------------------------------------------------------------- Park A's loads (the simulator's)
+# ---------------------------------------------------------------- the parks' loads (the simulator's)
 
-# Park A's loads are defined once, in the simulated park (firmware-sims/parksim/physics:
-# sites.build_loads, sites.heating_shape, sites._datacentre_kw, exogenous.citylearn_shapes /
-# doe_shapes / fit_affine / noise_series). The training targets are read from that model
-# (park.exogenous_at at each step's middle, as the evaluation harness books them), so
-# there is no second formula here. The park repeats one model year, so one year is all
-# the data there is.
+# The parks' loads are defined once, in the simulated park (firmware-sims/parksim/physics:
+# sites.build_loads, sites.heating_shape, sites._datacentre_kw, sites._summer_day_cooling,
+# exogenous.citylearn_shapes / doe_shapes / fit_affine / noise_series). The training targets
+# are read from that model (park.exogenous_at at each step's middle, as the evaluation harness
+# books them), so there is no second formula here. A park repeats one model year, so one year
+# is all the data there is.
 PARK_SITE = "park-a"
 PARK_YEAR = 2025  # a full local calendar year; the park maps every year onto the same days
 PARK_TZ = "Asia/Shanghai"
 PARK_NOISE_SEED = 7919  # the park's 2 % load noise, drawn with a seed the evaluation does not use (0)
 PARK_TARGETS = ("heating", "cooling", "data_centre", "office", "hospital", "electric_total")
+# Park B's targets: its own loads, named apart from Park A's (a site's load names one of them)
+PARK_B_TARGETS = ("park_b_buildings", "park_b_heating", "park_b_cooling")
 # the temperature forecast a plan carries: the evaluation harness's error model
 # (parksim/evaluate/weather.py: sigma(L) = 0.3 + 1.2 L/24 degC, AR(1) 0.8 per hour)
 TEMP_SIGMA0_C, TEMP_SIGMA_PER_24H_C, TEMP_RHO_PER_H = 0.3, 1.2, 0.8
+# the physics' electric load names that differ from park_actuals' keys
+_ACTUAL_OF_LOAD = {"datacentre": "data_centre"}
 
 
 def _park_steps(start: dt.date) -> tuple[int, int]:
@@ -225,26 +230,30 @@ def _park_steps(start: dt.date) -> tuple[int, int]:
 
 
 def park_actuals(site: str, seed: int, first_step: int, n: int) -> dict[str, np.ndarray]:
-    """The park's loads (kW) at the middle of each 15-min step, by forecast target.
+    """The park's loads (kW) at the middle of each 15-min step.
 
-    Also the temperature (degC) under ``temp_c``. The same function serves the
+    Keys: ``heating``, ``cooling``, ``temp_c`` (degC) and each electric load of
+    the park (Park A: ``office``, ``hospital``, ``data_centre`` and their sum
+    ``electric_total``; Park B: ``buildings``). The same function serves the
     training series and the check on the park (``models/check_on_park.py``).
     """
     from parksim.physics import build_park
 
     start = dt.datetime.fromtimestamp(first_step * STEP_S, dt.UTC)
     park = build_park(site, seed=seed, start_utc=start)
-    keys = ("heating", "cooling", "data_centre", "office", "hospital", "temp_c")
-    out = {k: np.empty(n) for k in keys}
+    out = {k: np.empty(n) for k in ("heating", "cooling", "temp_c")}
     for i in range(n):
         e = park.exogenous_at(float((first_step + i) * STEP_S + STEP_S // 2))
         out["heating"][i] = e.heat_kw
         out["cooling"][i] = e.cool_kw
-        out["data_centre"][i] = e.loads_kw["datacentre"]
-        out["office"][i] = e.loads_kw["office"]
-        out["hospital"][i] = e.loads_kw["hospital"]
+        for name, kw in e.loads_kw.items():
+            key = _ACTUAL_OF_LOAD.get(name, name)
+            if i == 0:
+                out[key] = np.empty(n)
+            out[key][i] = kw
         out["temp_c"][i] = e.weather.temp_c
-    out["electric_total"] = out["office"] + out["hospital"] + out["data_centre"]
+    if all(k in out for k in ("office", "hospital", "data_centre")):
+        out["electric_total"] = out["office"] + out["hospital"] + out["data_centre"]
     return out
 
 
@@ -261,49 +270,97 @@ def _temp_forecasts(temp: np.ndarray, seed: int) -> dict[int, np.ndarray]:
     return out
 
 
-def park_load_series(start: dt.date | None = None) -> list[Series]:
-    """Park A's load targets over one model year from ``start`` (default 1 Jan PARK_YEAR).
+@dataclass(frozen=True)
+class _ParkLoads:
+    """One park's load targets: target -> park_actuals key, description and scale (kW)."""
 
+    name: str                   # "Park A"
+    actual: dict[str, str]
+    desc: dict[str, str]
+    scale: dict[str, float]
+    weather: frozenset[str]     # the targets whose models take the plan's temperature forecast
+
+
+_PARK_LOADS = {
+    "park-a": _ParkLoads(
+        "Park A", {t: t for t in PARK_TARGETS},
+        {
+            "heating": "Park A's heat: 0.3 x CityLearn 2021 hot-water load (Buildings 1-5 summed, "
+                       "first year, / its max) + 0.7 x heating degree-hours below 16 °C on the site "
+                       "weather's temperature (the NSRDB 2017 year moved to Shanghai's solar time, "
+                       "/ its max), scaled to 4.5 MW peak (72 MWh on the design day would need a "
+                       "negative base, so base 0 and the design day is 82.8 MWh; "
+                       "sites.heating_shape, sites.build_loads)",
+            "cooling": "Park A's cooling: CityLearn 2021 cooling loads of Buildings 1-5 summed (first "
+                       "year), affine-scaled to 3.8 MW peak and 60 MWh on the design day",
+            "data_centre": "Park A's data centre: IT 923 kW flat x PUE 1.15-1.30 rising between 10 "
+                           "and 30 °C outdoors on the site weather (sites._datacentre_kw)",
+            "office": "Park A's office: DOE Large Office (Chicago), affine-scaled to 3.2 MW peak and "
+                      "48 MWh on a mean weekday, weekday-aligned to the calendar",
+            "hospital": "Park A's hospital: DOE Hospital (San Francisco), affine-scaled to 1.8 MW peak "
+                        "and 32 MWh on a mean day, weekday-aligned to the calendar",
+            "electric_total": "office + hospital + data centre of Park A, each as in its own card",
+        },
+        {"heating": 4500.0, "cooling": 3800.0, "data_centre": 1200.0, "office": 3200.0,
+         "hospital": 1800.0, "electric_total": 6200.0},
+        frozenset({"heating", "cooling", "data_centre"})),
+    # scale_kw: the loads' peak_kw in edge/sites/park-b.toml, so the site's kW are the model's
+    "park-b": _ParkLoads(
+        "Park B", {"park_b_buildings": "buildings", "park_b_heating": "heating",
+                   "park_b_cooling": "cooling"},
+        {
+            "park_b_buildings": "Park B's buildings (its one electric load): DOE Large Office "
+                                "(Chicago), affine-scaled to 5 MW peak and 70 MWh on a mean weekday, "
+                                "weekday-aligned to the calendar (sites.build_loads)",
+            "park_b_heating": "Park B's heat: Park A's shape (0.3 x CityLearn 2021 hot-water load / "
+                              "its max + 0.7 x heating degree-hours below 16 °C on the site weather's "
+                              "temperature / its max; sites.heating_shape), scaled to 12 MW peak "
+                              "(180 MWh on the design day would need a negative base, so base 0 "
+                              "and the design day is 220.6 MWh; sites.build_loads)",
+            "park_b_cooling": "Park B's cooling: CityLearn 2021 cooling loads of Buildings 1-5 summed "
+                              "(first year), scaled without a base so that July-August 08:00-22:00 "
+                              "averages 10 MW, 16.4 MW peak (sites._summer_day_cooling)",
+        },
+        {"park_b_buildings": 5000.0, "park_b_heating": 12000.0, "park_b_cooling": 16400.0},
+        frozenset({"park_b_heating", "park_b_cooling"})),
+}
+
+
+def park_load_series(start: dt.date | None = None, site: str = PARK_SITE) -> list[Series]:
+    """A park's load targets over one model year from ``start`` (default 1 Jan PARK_YEAR).
+
+    ``site`` "park-a" gives ``PARK_TARGETS``, "park-b" ``PARK_B_TARGETS``.
     Another ``start`` only rotates the same periodic year (and the calendar laid
     on it): ``models/check_on_park.py --holdout`` uses it to hold out a window.
     """
     from parksim.physics.sites import spec_for
 
-    spec = spec_for(PARK_SITE)
+    pl = _PARK_LOADS[site]
+    spec = spec_for(site)
     first, n = _park_steps(start or dt.date(PARK_YEAR, 1, 1))
-    y = park_actuals(PARK_SITE, PARK_NOISE_SEED, first, n)
+    y = park_actuals(site, PARK_NOISE_SEED, first, n)
     ctx = context_for_utc(first, n, ZoneInfo(PARK_TZ), "CN", spec.lat_deg, spec.lon_deg)
     fc = {"temp_c": _temp_forecasts(y["temp_c"], PARK_NOISE_SEED)}
-    src = ("the simulated Park A (parksim.physics.build_park('park-a'), firmware-sims/README.md "
+    src = (f"the simulated {pl.name} (parksim.physics.build_park('{site}'), firmware-sims/README.md "
            "'Loads and their scaling'), read at the middle of every 15-min step of 365 local days "
            f"from {start or dt.date(PARK_YEAR, 1, 1)} (the park repeats the same model year), "
            f"with the park's 2 % load noise (seed {PARK_NOISE_SEED}, not the evaluation's 0)")
-    desc = {
-        "heating": "Park A's heat: 0.3 x CityLearn 2021 hot-water load (Buildings 1-5 summed, first "
-                   "year, / its max) + 0.7 x heating degree-hours below 16 °C on the site weather's "
-                   "temperature (the NSRDB 2017 year moved to Shanghai's solar time, / its max), "
-                   "scaled to 4.5 MW peak (72 MWh on the design day would need a negative base, "
-                   "so base 0 and the design day is 82.8 MWh; sites.heating_shape, "
-                   "sites.build_loads)",
-        "cooling": "Park A's cooling: CityLearn 2021 cooling loads of Buildings 1-5 summed (first "
-                   "year), affine-scaled to 3.8 MW peak and 60 MWh on the design day",
-        "data_centre": "Park A's data centre: IT 923 kW flat x PUE 1.15-1.30 rising between 10 and "
-                       "30 °C outdoors on the site weather (sites._datacentre_kw)",
-        "office": "Park A's office: DOE Large Office (Chicago), affine-scaled to 3.2 MW peak and "
-                  "48 MWh on a mean weekday, weekday-aligned to the calendar",
-        "hospital": "Park A's hospital: DOE Hospital (San Francisco), affine-scaled to 1.8 MW peak "
-                    "and 32 MWh on a mean day, weekday-aligned to the calendar",
-        "electric_total": "office + hospital + data centre of Park A, each as in its own card",
-    }
-    scale = {"heating": 4500.0, "cooling": 3800.0, "data_centre": 1200.0, "office": 3200.0,
-             "hospital": 1800.0, "electric_total": 6200.0}
     loc = {"latitude": spec.lat_deg, "longitude": spec.lon_deg, "tz": PARK_TZ}
-    weather = {"heating", "cooling", "data_centre"}
-    return [Series(t, y[t], ctx, scale[t], dict(fc) if t in weather else {}, dict(loc),
-                   {"source": src, "model": desc[t],
+    return [Series(t, y[a], ctx, pl.scale[t], dict(fc) if t in pl.weather else {}, dict(loc),
+                   {"source": src, "model": pl.desc[t],
                     "resampling": "the park's own: hourly profile linearly interpolated between "
                                   "hour starts, value at each step's middle, times the noise"})
-            for t in PARK_TARGETS]
+            for t, a in pl.actual.items()]
+
+
+def park_targets(site: str) -> dict[str, str]:
+    """A park's load targets, each with its key in ``park_actuals``."""
+    return dict(_PARK_LOADS[site].actual)
+
+
+def park_b_load_series(start: dt.date | None = None) -> list[Series]:
+    """Park B's load targets (``PARK_B_TARGETS``)."""
+    return park_load_series(start, "park-b")
 
 
 def pv_clearsky_series() -> Series:
@@ -322,6 +379,9 @@ _LOADERS: dict[str, Callable[[], list[Series]]] = {
     "office": park_load_series,
     "hospital": park_load_series,
     "electric_total": park_load_series,
+    "park_b_buildings": park_b_load_series,
+    "park_b_heating": park_b_load_series,
+    "park_b_cooling": park_b_load_series,
 }
 
 

@@ -97,9 +97,14 @@ FEATURES: dict[str, list[str]] = {
     "office": _CAL + _HIST,
     "hospital": _CAL + _HIST,
     "electric_total": _CAL + _HIST,
+    # Park B's loads, on its own simulated year: as Park A's office, heating and cooling
+    "park_b_buildings": _CAL + _HIST,
+    "park_b_heating": _CAL + _HIST + ["fc_temp_c"],
+    "park_b_cooling": _CAL + _HIST + ["fc_temp_c"],
 }
 TARGETS = tuple(FEATURES)
 GENERATION = {"pv", "pv_clearsky", "wind"}
+THERMAL = {"heating", "cooling", "park_b_heating", "park_b_cooling"}
 SOLAR = {"pv", "pv_clearsky"}
 
 
@@ -447,7 +452,7 @@ def train_target(s: Series, out_dir: Path = OUT, n_train: int = N_TRAIN_ROWS,
     card = {
         "schema": "parkedge.model_card/2",
         "target": s.target,
-        "unit": "kW" if s.target not in ("heating", "cooling") else "kW (thermal)",
+        "unit": "kW" if s.target not in THERMAL else "kW (thermal)",
         "scale_kw": s.scale_kw,
         "step_s": 900,
         "horizon_steps": HORIZON,
@@ -483,8 +488,9 @@ def train_target(s: Series, out_dir: Path = OUT, n_train: int = N_TRAIN_ROWS,
             "baseline_choice": [s.date_of(WEEK), s.date_of(n_va - 1)],
             "test": [s.date_of(n_va), s.date_of(n - 1)],
             "note": "UTC dates on the series' calendar (the CityLearn and NSRDB years are laid "
-                    "on synthetic calendars; Park A's loads are the park's periodic model year "
-                    "laid on local dates from the start given in the data section)",
+                    f"on synthetic calendars; {'Park B' if s.target.startswith('park_b_') else 'Park A'}"
+                    "'s loads are the park's periodic model year laid on local dates from the start "
+                    "given in the data section)",
             "train_rows": n_rows, "calibration_fit_rows": cal_fit_rows,
             "calibration_rows": len(y_ca), "baseline_rows": len(y_va), "test_rows": len(y_te),
             "calibration_origins": "every hour, all 96 leads",

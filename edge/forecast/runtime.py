@@ -41,7 +41,7 @@ __all__ = ["TARGETS", "Forecast", "Forecaster", "TargetForecast"]
 
 F64 = NDArray[np.float64]
 TARGETS = ("pv", "wind", "office", "hospital", "data_centre", "heating", "cooling",
-           "electric_total")
+           "electric_total", "park_b_buildings", "park_b_heating", "park_b_cooling")
 _GENERATION = frozenset({"pv", "wind"})
 # Used when a model's card is missing too; otherwise the card's validated choice.
 _DEFAULT_BASELINE = {"pv": "clear_sky_yesterday", "wind": "last_value"}
@@ -51,9 +51,10 @@ _SKILL_STEPS = 7 * DAY
 # The skill guard: a model whose live nMAE is above GUARD_OFF x its baseline's, over at
 # least GUARD_MIN_STEPS realised steps of the last week, stands down for the baseline;
 # it comes back once it is below GUARD_ON x the baseline's (it keeps running, scored).
-# Park B's loads are forecast by models trained on other buildings (Park A's office,
-# the Boulder cooling): in January the cooling model said 4 MW against 0.3 MW, 10x the
-# naive forecast's error, and the controller kept a 96 MWh ice store full for it.
+# When Park B's loads were forecast by models trained on other buildings (Park A's office
+# and cooling; it has its own park_b_* models now), in January the cooling model said 4 MW
+# against 0.3 MW, 10x the naive forecast's error, and the controller kept a 96 MWh ice
+# store full for it.
 GUARD_OFF = 1.25
 GUARD_ON = 1.05
 GUARD_MIN_STEPS = DAY

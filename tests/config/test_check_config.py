@@ -153,7 +153,8 @@ def test_overlapping_registers(tmp_path: Path, capsys: pytest.CaptureFixture[str
     # p_set_kw is a float32 at 40100-40101; the heartbeat moved onto its second word.
     text = VALID.replace("address = 40110", "address = 40101")
     (err,) = errors_of(tmp_path, text, capsys)
-    assert f":{line_no(text, 'address = 40101')}: devices[0].points[2].address: 40101 overlaps 'p_set_kw' (40100-40101)" in err
+    assert (f":{line_no(text, 'address = 40101')}: devices[0].points[2].address: 40101 overlaps "
+            "'p_set_kw' (40100-40101)") in err
 
 
 def test_min_above_max(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -207,12 +208,14 @@ def test_bad_timezone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_tariff_must_price_every_hour_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = VALID.replace("hours = [[0, 8], [22, 24]]", "hours = [[0, 9], [22, 24]]")
     (err,) = errors_of(tmp_path, text, capsys)
-    assert f":{line_no(text, '[[0, 9], [22, 24]]')}: tariff.periods[1].hours: [0, 9] overlaps another period in month 1" in err
+    assert (f":{line_no(text, '[[0, 9], [22, 24]]')}: tariff.periods[1].hours: [0, 9] overlaps "
+            "another period in month 1") in err
 
 
 def test_duplicate_trusted_key_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = VALID.replace('  { key_id = "cloud-1", public_key = "keys/cloud-1.pub.pem" },\n',
-                         '  { key_id = "cloud-1", public_key = "a.pem" },\n  { key_id = "cloud-1", public_key = "b.pem" },\n')
+                         '  { key_id = "cloud-1", public_key = "a.pem" },\n'
+                         '  { key_id = "cloud-1", public_key = "b.pem" },\n')
     (err,) = errors_of(tmp_path, text, capsys)
     assert f":{line_no(text, 'b.pem')}: security.trusted_keys[1].key_id: duplicate key_id 'cloud-1'" in err
 
@@ -241,7 +244,7 @@ def test_set_overrides_a_key_and_is_validated(tmp_path: Path) -> None:
     site = load_site(path, ["mqtt.port=18830", "store.path=/tmp/x.db", "devices[0].poll_ms=100"])
     assert site.mqtt.port == 18830 and str(site.store.path) == "/tmp/x.db"
     assert site.devices[0].poll_ms == 100
-    with pytest.raises(ConfigInvalid, match="mqtt.port: must be a TCP port, got 99999"):
+    with pytest.raises(ConfigInvalid, match=r"mqtt\.port: must be a TCP port, got 99999"):
         load_site(path, ["mqtt.port=99999"])
 
 

@@ -9,8 +9,8 @@ import numpy as np
 from edge.control import ControllerState, decide
 from edge.control.commitment import _melt_short
 from edge.control.controller import _inputs
-from edge.control.step0 import corrected as _step0
 from edge.control.scenario import T0, Park
+from edge.control.step0 import corrected as _step0
 
 NIGHT = T0 + 23 * 3600          # 23:00 local: Park B's valley, ice may be made
 AFTERNOON = T0 + 15 * 3600      # 15:00 local: peak, ice may melt

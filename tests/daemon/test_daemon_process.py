@@ -131,3 +131,23 @@ def test_kill_9_loses_no_committed_row(tmp_path: Path, notify: socket.socket) ->
     with sqlite3.connect(f"file:{tmp_path / 'site.db'}?mode=ro", uri=True) as c:
         kept = c.execute("SELECT count(*) FROM telemetry WHERE seq <= ?", (top_before,)).fetchone()[0]
     assert kept == n_before  # every row committed before the kill is still there
+
+
+async def test_a_stuck_task_is_logged_with_where_it_waits() -> None:
+    """What ``task_still_running`` logs at a stop that timed out: the await chain."""
+    import asyncio
+
+    from edge.daemon import _where
+
+    async def driver_call() -> None:
+        await asyncio.Event().wait()
+
+    async def worker() -> None:
+        await driver_call()
+
+    t = asyncio.create_task(worker())
+    await asyncio.sleep(0)
+    where = _where(t)
+    t.cancel()
+    assert where.startswith("test_daemon_process.py:")
+    assert " worker > " in where and " driver_call > " in where and where.endswith(" wait")

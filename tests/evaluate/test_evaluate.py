@@ -126,6 +126,18 @@ def test_perfect_is_the_bound(runs: Any, site: str) -> None:
         assert p["cost_adj_cny"] <= k["cost_adj_cny"] + 1.0 or k["unserved_kwh"] > p["unserved_kwh"], c
 
 
+def test_mpc_forecasts_each_load_with_its_sites_model(runs: Any) -> None:
+    """Each load's ``forecast`` target gets its own measured history and a skill report: Park B's
+    loads their park_b_* models (trained on Park B), Park A's loads Park A's."""
+    park_b = ("park_b_buildings", "park_b_heating", "park_b_cooling")  # edge/sites/park-b.toml
+    fa = runs[("park-a", "mpc")][0]["forecast"]
+    fb = runs[("park-b", "mpc")][0]["forecast"]
+    assert {"office", "hospital", "data_centre", "heating", "cooling"} <= set(fa)
+    assert set(park_b) <= set(fb) and not {"office", "heating", "cooling"} & set(fb)
+    for t in park_b:
+        assert fb[t]["samples"] > 0 and math.isfinite(fb[t]["model_nmae"]) and fb[t]["norm"] == "mean"
+
+
 @pytest.mark.parametrize("controller", ("rules", "mpc"))
 def test_same_seed_same_run(controller: str) -> None:
     def strip(k: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 from edge.forecast import Forecaster, ModelError, load_model
 from edge.forecast.calibration import AdaptiveInterval, parse_calibration, postprocess
 from edge.forecast.features import HORIZON, STEP_S
-from tests.forecast.conftest import SHIPPED, office_history
+from tests.forecast.conftest import SHIPPED, SHIPPED_TARGETS, office_history
 
 SITE = {"timezone": "Asia/Shanghai", "latitude": 31.2, "longitude": 121.5}
 T0 = dt.datetime(2026, 6, 3, 8, 0, tzinfo=dt.UTC).timestamp()
@@ -115,8 +115,7 @@ def test_card_without_the_block_falls_back(model_dir: Path) -> None:
     assert o.source.startswith("baseline:") and "interval_calibration = None: missing" in o.reason
 
 
-@pytest.mark.parametrize("target", ["pv", "pv_clearsky", "wind", "office", "hospital", "data_centre", "heating",
-                                    "cooling", "electric_total"])
+@pytest.mark.parametrize("target", SHIPPED_TARGETS)
 def test_shipped_blocks_are_valid(target: str) -> None:
     card = json.loads((SHIPPED / f"{target}.card.json").read_text())
     cal = parse_calibration(card["interval_calibration"], HORIZON)

@@ -11,7 +11,7 @@ import pytest
 from edge.forecast.features import STEP_S, context_for_utc, feature_rows
 from edge.forecast.holidays import is_day_off, is_holiday, known_year
 from models import onnx_export
-from tests.forecast.conftest import SHIPPED, tiny_models
+from tests.forecast.conftest import SHIPPED, SHIPPED_TARGETS, tiny_models
 
 
 def _step(t: dt.datetime) -> int:
@@ -67,8 +67,7 @@ def test_onnx_equals_sklearn_on_a_freshly_trained_model() -> None:
     assert onnx_export.max_abs_diff(model, models, x) < 1e-5
 
 
-@pytest.mark.parametrize("target", ["pv", "pv_clearsky", "wind", "office", "hospital", "data_centre", "heating",
-                                    "cooling", "electric_total"])
+@pytest.mark.parametrize("target", SHIPPED_TARGETS)
 def test_shipped_model_matches_its_card(target: str) -> None:
     card = json.loads((SHIPPED / f"{target}.card.json").read_text())
     raw = (SHIPPED / f"{target}.onnx").read_bytes()
@@ -79,3 +78,13 @@ def test_shipped_model_matches_its_card(target: str) -> None:
 
     m = load_model(SHIPPED / f"{target}.onnx")
     assert m.features == tuple(card["features"])
+
+
+def test_every_target_is_shipped() -> None:
+    """What ``make models`` trains is what ships, and every load target the runtime knows has a model."""
+    from edge.forecast import TARGETS
+    from models.train import TARGETS as TRAINED
+
+    assert set(TRAINED) == set(SHIPPED_TARGETS)
+    assert set(TARGETS) <= set(SHIPPED_TARGETS)
+    assert {p.name.removesuffix(".card.json") for p in SHIPPED.glob("*.card.json")} == set(SHIPPED_TARGETS)

@@ -34,3 +34,28 @@ def test_park_scaling_as_stated() -> None:
         daily = y[: 365 * 96].reshape(365, 96).sum(axis=1) / 4.0
         assert abs(y.max() / peak - 1.0) < 0.06
         assert abs(daily.max() / day_kwh - 1.0) < 0.03
+
+
+def test_park_b_targets_are_park_bs_own_loads() -> None:
+    """Park B's models are trained on build_park("park-b")'s loads, not Park A's."""
+    import datetime as dt
+
+    from parksim.physics import build_park
+
+    from models.data import PARK_B_TARGETS, park_b_load_series
+
+    series = {s.target: s for s in park_b_load_series()}
+    assert tuple(series) == PARK_B_TARGETS
+    first = series["park_b_heating"].first_step
+    park = build_park("park-b", seed=PARK_NOISE_SEED,
+                      start_utc=dt.datetime.fromtimestamp(first * STEP_S, dt.UTC))
+    for i in np.linspace(0, len(series["park_b_heating"].y_kw) - 1, 25).astype(int):
+        e = park.exogenous_at(float((first + i) * STEP_S + STEP_S // 2))
+        assert series["park_b_buildings"].y_kw[i] == e.loads_kw["buildings"]
+        assert series["park_b_heating"].y_kw[i] == e.heat_kw
+        assert series["park_b_cooling"].y_kw[i] == e.cool_kw
+    # scaled by the site's peaks (edge/sites/park-b.toml): 5 MW, 12 MW, 16.4 MW, 2 % noise on top
+    for t, peak in (("park_b_buildings", 5000.0), ("park_b_heating", 12000.0), ("park_b_cooling", 16400.0)):
+        assert series[t].scale_kw == peak
+        assert abs(series[t].y_kw.max() / peak - 1.0) < 0.06
+    assert "park-b" in series["park_b_cooling"].description["source"]

@@ -238,3 +238,29 @@ def test_skill_guard_hysteresis() -> None:
     t.skill.steps.clear()                   # too few steps: no verdict
     t.skill.steps.append((0.0, 0.0, 1, 500.0, 1.0, 1, 1000.0))
     assert Forecaster._guard(t) == ""
+
+
+def test_park_b_models_load_and_forecast() -> None:
+    """Park B's own load models (edge/sites/park-b.toml names them) run from the shipped cards."""
+    from models.data import PARK_B_TARGETS
+    from tests.forecast.conftest import SHIPPED
+
+    for t in PARK_B_TARGETS:
+        m = load_model(SHIPPED / f"{t}.onnx")
+        assert m.target == t
+        assert "park-b" in m.card["data"]["source"]
+    fc = _forecaster(SHIPPED, PARK_B_TARGETS)
+    day = np.clip(np.sin(np.linspace(-np.pi, np.pi, 96)), 0, None)
+    hist = {"park_b_buildings": np.tile(2000.0 + 2500.0 * day, 8),
+            "park_b_heating": np.tile(4000.0 + 3000.0 * (1.0 - day), 8),
+            "park_b_cooling": np.tile(300.0 + 200.0 * day, 8)}
+    wx = {"ghi_w_m2": np.full(HORIZON, 300.0), "temp_c": np.full(HORIZON, 2.0)}
+    out = fc.update(T0, hist, wx)
+    for t in PARK_B_TARGETS:
+        o = out.targets[t]
+        assert o.source == "model" and o.reason == "", (t, o.reason)
+        assert o.p50_kw.shape == (HORIZON,) and np.isfinite(o.p50_kw).all()
+        assert np.all(o.p10_kw <= o.p50_kw) and np.all(o.p50_kw <= o.p90_kw)
+        assert o.p10_kw.min() >= 0.0
+        # the forecast is on the site's scale (the card's scale_kw is the site's peak)
+        assert 0.2 * hist[t].mean() < float(o.p50_kw.mean()) < 3.0 * hist[t].mean(), t

@@ -53,6 +53,8 @@ MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
 _TARGET_OF = {"office": "office", "hospital": "hospital", "datacentre": "data_centre",
               "data_centre": "data_centre", "buildings": "office", "heat": "heating",
               "cool": "cooling"}
+# the targets _record_history always books (each from its own physics quantity)
+_HISTORY_TARGETS = ("pv", "wind", "office", "hospital", "data_centre", "heating", "cooling")
 _NAIVE_LAG = {"yesterday": DAY_STEPS, "last_week": 7 * DAY_STEPS, "clear_sky_yesterday": DAY_STEPS,
               "last_value": 1}
 
@@ -131,6 +133,9 @@ class _Ctx:
     pv_ac_kw: float
     history: dict[str, list[float]]           # forecaster target -> measured kW per step
     hist_ts: list[float]
+    # targets named by a load's ``forecast`` beyond _HISTORY_TARGETS (e.g. Park B's own):
+    # target -> the physics loads whose meters it is the sum of
+    hist_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
     plan: Plan | None = None
     weather_fc: dict[str, F64] | None = None
 
@@ -620,8 +625,13 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
     exo = park.exogenous_at(park.t_s)
     loads_kw = {**exo.loads_kw, "heat": exo.heat_kw, "cool": exo.cool_kw}
     load_of = {ld.name: _physics_load(ld, loads_kw) for ld in esite.plant.loads}
+    hist_of: dict[str, tuple[str, ...]] = {}
+    for ld in esite.plant.loads:
+        tgt = getattr(ld, "forecast", "")
+        if tgt and tgt not in _HISTORY_TARGETS:
+            hist_of[tgt] = (*hist_of.get(tgt, ()), load_of[ld.name])
     ctx = _Ctx(esite, park, tz, cfg, kinds, load_of, float(getattr(pv_dev, "ac_kw", 1.0)),
-               {t: [] for t in ("pv", "wind", "office", "hospital", "data_centre", "heating", "cooling")}, [])
+               {t: [] for t in (*_HISTORY_TARGETS, *hist_of)}, [], hist_of=hist_of)
     werr = WeatherError(scale=weather_error_scale)
     n_warm = round(warmup_days * DAY_STEPS)
     n = round(days * DAY_STEPS)
@@ -760,6 +770,8 @@ def _record_history(ctx: _Ctx, f: StepFlows) -> None:
     h["data_centre"].append(exo.loads_kw.get("datacentre", 0.0))
     h["heating"].append(lk.get("heat", 0.0))
     h["cooling"].append(lk.get("cool", 0.0))
+    for tgt, names in ctx.hist_of.items():
+        h[tgt].append(sum(lk.get(n, 0.0) for n in names))
     ctx.hist_ts.append(f.t_start_s)
 
 

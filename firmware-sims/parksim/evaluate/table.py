@@ -22,8 +22,10 @@ from .harness import evaluate
 WINDOWS = {"summer": date(2026, 7, 6), "winter": date(2026, 1, 5)}
 CONTROLLERS = ("rules", "mpc", "perfect")
 # table rows: name -> evaluate() arguments
+# mpc_oracle: mpc handed the next 24 h exactly, the controller's own share of the gap
 ROWS = {"rules": {"controller": "rules"}, "mpc": {"controller": "mpc"},
-        "mpc_naive": {"controller": "mpc", "forecasts": "naive"}, "perfect": {"controller": "perfect"}}
+        "mpc_naive": {"controller": "mpc", "forecasts": "naive"},
+        "mpc_oracle": {"controller": "mpc", "forecasts": "oracle"}, "perfect": {"controller": "perfect"}}
 # SCENARIOS.md, Park B: case -> (PV share of plant electricity, ice ratio, carbon cut, cost cut)
 PAPER = {1: (0.0, 0.4877, None, None), 2: (0.0092, 0.2901, 0.1126, 0.0253),
          3: (0.1534, 0.1592, 0.2289, 0.2042), 4: (0.3471, 0.1256, 0.4361, 0.4554)}
@@ -76,7 +78,7 @@ def main_table(res: dict[str, dict[str, Any]]) -> str:
                              f"{100 * k['green_share']:.1f} % | {k['co2_kg'] / 1000:,.1f} | {k['violations']} | "
                              f"{u['electric']:.0f} / {u['heat']:.0f} / {u['cooling']:.0f} | {ms} |")
             r, p = ks["rules"], ks["perfect"]
-            for name in ("mpc", "mpc_naive"):
+            for name in ("mpc", "mpc_naive", "mpc_oracle"):
                 m = ks[name]
                 if r and m and p:
                     goals.append(f"| {site} | {w} ({name}) | {_fmt_share(captured(r, m, p))} | "
