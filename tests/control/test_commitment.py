@@ -96,10 +96,11 @@ def test_ice_never_charges_and_melts_at_once_and_only_at_night(park_b: Park) -> 
         if charging:
             assert h >= 22 or h < 6, h
         hours.append((charging, melting))
-    # one charging stretch and no flip-flop between charging and melting
+    # one charging stretch a night and no flip-flop between charging and melting: over
+    # 00:00-24:00 that is night, day, next night (at most two switches)
     modes = [("c" if c else "m" if m else "-") for c, m in hours]
     switches = sum(1 for a, b in itertools.pairwise(modes) if {a, b} == {"c", "m"})
-    assert "c" in modes and "m" in modes and switches <= 1
+    assert "c" in modes and "m" in modes and switches <= 2
 
 
 def test_short_off_gaps_are_bridged() -> None:
