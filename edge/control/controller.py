@@ -33,7 +33,7 @@ from edge.control.points import (
 from edge.control.project import FirstStep, project_first
 from edge.control.qp import E_MWH, GRADED, QpModel, StepGrid, TickData, Vec, make_grid
 from edge.control.safety import Clamp, PointLimit, clamp, plant_limits
-from edge.control.step0 import Step0Memory, corrected
+from edge.control.step0 import corrected
 from edge.model import Snapshot
 
 __all__ = ["ControllerConfig", "ControllerState", "Decision", "Reason", "SolveStats", "decide",
@@ -111,8 +111,9 @@ class ControllerState:
     last_setpoints: Mapping[str, float] = field(default_factory=dict)
     last_ts: float | None = None
     fallbacks: Mapping[str, int] = field(default_factory=dict)
-    # what the last tick expected of step 0, and the misses since (``step0.py``)
-    step0: Step0Memory = field(default_factory=Step0Memory)
+    # the last tick's forecasts for step 0, per load and renewable (kW): what this tick's
+    # readings are compared with (``step0.corrected``)
+    fc0_kw: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def fresh(cls, config: ControllerConfig) -> ControllerState:
@@ -382,8 +383,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
     cfg, t, p = state.config, snapshot.ts, state.config.plant
     grid = state.grid
     recent = state.last_ts is not None and 0.0 < t - state.last_ts <= cfg.step_min * 60.0 + 1e-6
-    inp = _inputs(cfg, grid, snapshot, forecast, plan, state.step0.fc0_kw if recent else None)
-    mem = Step0Memory(inp.fc0_kw)
+    inp = _inputs(cfg, grid, snapshot, forecast, plan, state.fc0_kw if recent else None)
     fc_ok = forecast.start_ts <= t < forecast.start_ts + forecast.step_s * len(forecast.heat_kw)
     windows = ice_windows(p, grid, t)
     relaxed = None if inp.missing or not fc_ok else _relaxed(state, inp, t, windows)
@@ -413,7 +413,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
             stats = SolveStats(res.status, res.iters, res.solve_ms, res.obj_kcny * 1e3)
             new_last = _Solution(cm.units, t, res.x, res.y)
             return _finish(state, snapshot, "optimal", "", _setpoints(p, fs, cm, inp),
-                           fs, stats, cm, new_last, step0=mem)
+                           fs, stats, cm, new_last, fc0_kw=inp.fc0_kw)
         detail = f"solver: {res.status} after {res.iters} iterations"
 
     # 1. the last good solution, shifted to now
@@ -437,16 +437,18 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
         _, lo, up, _ = model.vectors(td)
         fs = project_first(model, x, td, lo, up)
         return _finish(state, snapshot, "shifted_previous", detail,
-                       _setpoints(p, fs, cm_old, inp), fs, None, cm, last, step0=mem)
+                       _setpoints(p, fs, cm_old, inp), fs, None, cm, last,
+                       fc0_kw=inp.fc0_kw)
     detail += "; no recent solution to shift"
     # 2. the rule baseline
     fn = cfg.rule_fn()
     if fn is not None:
         sp = fn(p, _rule_context(cfg, t, inp))
-        return _finish(state, snapshot, "rules", detail, sp, None, None, None, None, step0=mem)
+        return _finish(state, snapshot, "rules", detail, sp, None, None, None, None,
+                       fc0_kw=inp.fc0_kw)
     # 3. safe defaults
     return _finish(state, snapshot, "safe_defaults", detail + "; no rules", {}, None, None, None,
-                   None, step0=mem)
+                   None, fc0_kw=inp.fc0_kw)
 
 
 def _rule_context(cfg: ControllerConfig, t: float, inp: _Inputs) -> _rules.RuleContext:
@@ -470,7 +472,7 @@ def _rule_context(cfg: ControllerConfig, t: float, inp: _Inputs) -> _rules.RuleC
 def _finish(state: ControllerState, snap: Snapshot, reason: Reason, detail: str,
             wanted: dict[str, float], fs: FirstStep | None, stats: SolveStats | None,
             cm: Commitment | None, last: _Solution | None, *,
-            step0: Step0Memory | None = None) -> tuple[Decision, ControllerState]:
+            fc0_kw: Mapping[str, float] | None = None) -> tuple[Decision, ControllerState]:
     cfg = state.config
     limits = cfg.all_limits()
     full = {k: lim.default for k, lim in limits.items()}
@@ -490,7 +492,7 @@ def _finish(state: ControllerState, snap: Snapshot, reason: Reason, detail: str,
     status = cm.status_after_first(snap.ts, state.status) if cm is not None else state.status
     new = replace(state, last=last if last is not None else state.last, status=status,
                   last_setpoints=out, last_ts=snap.ts, fallbacks=fallbacks,
-                  step0=step0 if step0 is not None else Step0Memory())
+                  fc0_kw=dict(fc0_kw) if fc0_kw is not None else {})
     return dec, new
 
 

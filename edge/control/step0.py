@@ -16,18 +16,7 @@ fortnight but cost 8-12 points of the captured saving.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-
-__all__ = ["Step0Memory", "corrected"]
-
-
-@dataclass(frozen=True, slots=True)
-class Step0Memory:
-    """The last tick's forecasts for step 0, kW per load ("heat", "cooling", electric loads
-    and renewables by name)."""
-
-    fc0_kw: Mapping[str, float] = field(default_factory=dict)
+__all__ = ["corrected"]
 
 
 def corrected(forecast_kw: float, measured_kw: float | None, prev_fc0_kw: float | None) -> float:
