@@ -202,10 +202,11 @@ class DeviceWorker:
 
 
 def _raise_if_cancelled() -> None:
-    """Honour a cancel that library code swallowed. On Python 3.11 ``asyncio.wait_for``
-    (asyncua awaits its requests with it) drops a cancellation that arrives as the
-    response does; the task's ``cancelling()`` count still shows it. Measured: after a
-    full ``parkedge bench`` run two OPC UA workers kept polling past the daemon's stop."""
+    """Honour a cancel that driver or library code swallowed: the task's ``cancelling()``
+    count still shows it. Measured: in a full ``parkedge bench`` run two device workers
+    were still alive 5 s after the daemon's stop, waiting between polls; which call ate
+    their cancel is not pinned down (asyncua's ``Client._cancel_task`` catches a
+    ``CancelledError`` while awaiting, one candidate)."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError

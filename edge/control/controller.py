@@ -407,9 +407,8 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
             warm = model.adopt(state.cache[state.last.key], state.last.x, state.last.y,
                                t - state.last.ts)
         res = model.solve(td, warm, cfg.deadline_s)
-        if res.ok:
-            _, lo, up, _ = model.vectors(td)
-            fs = project_first(model, res.x, td, lo, up)
+        if res.ok and res.lo is not None and res.up is not None:
+            fs = project_first(model, res.x, td, res.lo, res.up)
             stats = SolveStats(res.status, res.iters, res.solve_ms, res.obj_kcny * 1e3)
             new_last = _Solution(cm.units, t, res.x, res.y)
             return _finish(state, snapshot, "optimal", "", _setpoints(p, fs, cm, inp),

@@ -238,8 +238,8 @@ class Objective:
     # temperature rising with flow. Their price gaps are wide (peak against valley), so
     # the term does not move a decision there, and it is what keeps OSQP fast: with
     # these flows at 0.1 % too, timing ties (which valley step charges) left flat faces
-    # that cost Park A 190 iterations a tick and Park B's ice plans up to 4,000
-    # (docs/control.md, "Loss terms").
+    # that cost Park A 190 iterations a tick and Park B up to 3,155 (QP benchmark;
+    # docs/control.md, "The optimisation").
     flow_loss_frac_at_rated: float = 0.02
     loss_cny_per_kwh: float = 0.6
 

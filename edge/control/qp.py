@@ -137,6 +137,9 @@ class QpResult:
     iters: int
     solve_ms: float
     obj_kcny: float
+    # the bounds the tick's data gave (``solve``): the first-step projection reuses them
+    lo: Vec | None = None
+    up: Vec | None = None
 
 
 @dataclass
@@ -532,6 +535,7 @@ class QpModel:
                                  if self._needs_p(td.objective, mask) else None,
                                  warm, time_limit_s, td.objective, mask)
         res.solve_ms = (time.perf_counter() - t0) * 1e3
+        res.lo, res.up = lo, up
         return res
 
     def _needs_p(self, obj: Objective, mask: Vec) -> bool:

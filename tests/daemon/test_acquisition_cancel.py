@@ -1,11 +1,9 @@
 """A device worker stops when cancelled even if a driver swallowed the cancel.
 
-On Python 3.11 ``asyncio.wait_for`` (asyncua awaits every request with it) drops a
-cancellation that arrives in the same loop iteration as the response. The full
-``parkedge bench`` showed it: two OPC UA workers kept polling after the daemon's
-stop. The client below does what asyncua then does: it catches the cancel and
-returns readings. This fake stands in for a library race that cannot be produced
-on demand.
+A full ``parkedge bench`` run showed two device workers still alive 5 s after the
+daemon's stop: some call below them had caught their cancel (not pinned down). The
+client below does that: it catches the cancel and returns readings. This fake
+stands in for a library behaviour that cannot be produced on demand.
 """
 
 from __future__ import annotations
