@@ -87,6 +87,9 @@ def run_benchmarks(*, quick: bool) -> dict[str, Any]:
         # 2.9-3.2 ms run alone (same code, same hour)
         out["qp"] = _section(lambda: _optional("edge.control.bench", "bench_qp", ticks=sizes.qp_ticks,
                                                peer_ticks=sizes.qp_peer_ticks))
+        out["qp_park_b"] = _section(lambda: _optional("edge.control.bench", "bench_qp", park_name="b",
+                                                      ticks=sizes.qp_ticks,
+                                                      peer_ticks=sizes.qp_peer_ticks))
         out["store"] = _section(lambda: _store(work, sizes))
         out["forecast"] = _section(lambda: _optional("edge.forecast.bench", "bench_inference",
                                                      n=sizes.forecast_calls))
@@ -109,7 +112,8 @@ def run_benchmarks(*, quick: bool) -> dict[str, Any]:
         finally:
             sim.stop()
     out["machine"] = _machine(started, load_at_start)
-    order = ("machine", "acquisition", "tick", "store", "daemon_rss_bytes", "qp", "forecast", "outbox_drain")
+    order = ("machine", "acquisition", "tick", "store", "daemon_rss_bytes", "qp", "qp_park_b", "forecast",
+             "outbox_drain")
     return {k: out[k] for k in order}
 
 

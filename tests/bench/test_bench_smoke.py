@@ -14,7 +14,8 @@ import pytest
 from edge.bench import TARGET_POINTS, run_benchmarks
 from edge.config import embedded_site_path, load_site
 
-SECTIONS = ("machine", "acquisition", "tick", "store", "daemon_rss_bytes", "qp", "forecast", "outbox_drain")
+SECTIONS = ("machine", "acquisition", "tick", "store", "daemon_rss_bytes", "qp", "qp_park_b", "forecast",
+            "outbox_drain")
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_daemon_rss(report: dict[str, Any]) -> None:
 
 
 def test_other_modules_report_figures_or_say_they_are_pending(report: dict[str, Any]) -> None:
-    for name in ("qp", "forecast", "outbox_drain"):
+    for name in ("qp", "qp_park_b", "forecast", "outbox_drain"):
         section = report[name]
         assert section, name
         if "pending" in section:
