@@ -87,7 +87,7 @@ def _sequence(name: str, ticks: int, layout: tuple[tuple[float, int], ...] | Non
                     elec_net_kw=inp.elec_kw - sum(inp.renewable_kw.values(), np.zeros(grid.n)),
                     price_import=inp.price_import, gas_cny_per_m3=inp.gas,
                     carbon_cny_per_t=inp.carbon, ice_kwh=inp.ice_kwh, status=status,
-                    relaxed_kw=relaxed, windows=windows)
+                    relaxed_kw=relaxed, windows=windows, firm_h=pk.config.firm_h)
         status = cm.status_after_first(t, status)
         td = _tick_data(pk.config, inp, cm, {})
         model = models.get(cm.units)

@@ -46,6 +46,9 @@ class Commitment:
     melt_ok: Mapping[str, Vec]              # per ice store: fraction of the step melting may run
     charge_ok: Mapping[str, Vec]            # per ice store: fraction of the step charging may run
     units: frozenset[str] = field(default_factory=frozenset)
+    # steps from now over which ``mode`` binds; beyond, every unit is available at any
+    # load (the relaxation's terms) and ``mode`` is only what the rounding would do
+    firm_steps: int | None = None
 
     def status_after_first(self, now_ts: float,
                            prev: Mapping[str, UnitStatus]) -> dict[str, UnitStatus]:
@@ -136,8 +139,13 @@ def commit(plant: PlantModel, grid: StepGrid, now_ts: float, *, heat_kw: Vec, co
            plan_modes: Mapping[str, Vec] | None = None,
            relaxed_kw: Mapping[str, Vec] | None = None,
            reserve_frac: float = RESERVE_FRAC,
-           windows: tuple[dict[str, Vec], dict[str, Vec]] | None = None) -> Commitment:
+           windows: tuple[dict[str, Vec], dict[str, Vec]] | None = None,
+           firm_h: float | None = None) -> Commitment:
     """The horizon's on/off schedule; ``elec_net_kw`` is electric load less renewables.
+
+    ``firm_h``: the schedule binds for steps starting within this many hours (at least
+    step 0); later steps leave every unit available (``Commitment.firm_steps``). None:
+    it binds over the whole horizon.
 
     With ``relaxed_kw`` (per unit series of the QP solved with minimum loads dropped:
     ``chp1.p``, ``ch1.c``, ``dch1.c``, ``dch1.ice``, ... in kW) the units are staged to
@@ -151,7 +159,8 @@ def commit(plant: PlantModel, grid: StepGrid, now_ts: float, *, heat_kw: Vec, co
     charge_ok, melt_ok = windows if windows is not None else ice_windows(plant, grid, now_ts)
     if relaxed_kw is not None:
         want = _round_relaxed(plant, relaxed_kw, status, charge_ok, n, reserve_frac, ice_kwh)
-        return _finish(plant, grid, now_ts, want, status, plan_modes, ice_kwh, charge_ok, melt_ok)
+        return _firm(plant, grid, firm_h, _finish(plant, grid, now_ts, want, status, plan_modes,
+                                                  ice_kwh, charge_ok, melt_ok))
 
     # chillers: ice makers fill the store in the window; by day the ice goes to the
     # dearest steps, chillers cover the rest in order of efficiency
@@ -223,7 +232,27 @@ def commit(plant: PlantModel, grid: StepGrid, now_ts: float, *, heat_kw: Vec, co
                       strict=True):
         want[dg.name] = on
 
-    return _finish(plant, grid, now_ts, want, status, plan_modes, ice_kwh, charge_ok, melt_ok)
+    return _firm(plant, grid, firm_h, _finish(plant, grid, now_ts, want, status, plan_modes,
+                                              ice_kwh, charge_ok, melt_ok))
+
+
+def _firm(plant: PlantModel, grid: StepGrid, firm_h: float | None, cm: Commitment) -> Commitment:
+    """``cm`` binding only over the steps that start within ``firm_h``.
+
+    On/off far ahead is decided again by the ticks that come nearer to it, so the
+    dispatch may use any unit there. Holding it to the rounding made the horizon's
+    last hours short of chillers on Park B (the rounded schedule and the dispatch's ice
+    did not match), cooling went unserved there at 5 CNY/kWh, and that shortage priced
+    ice now at twice its worth: the plan rationed ice through today's peaks, and OSQP
+    needed up to its 4,000-iteration cap on those ticks (docs/control.md).
+    """
+    if firm_h is None:
+        return cm
+    k = max(1, int(np.searchsorted(grid.start_h, firm_h - 1e-9)))
+    if k >= grid.n:
+        return cm
+    return Commitment(cm.mode, cm.melt_ok, cm.charge_ok,
+                      cm.units | frozenset(u.name for u in plant.switched), k)
 
 
 def ice_windows(plant: PlantModel, grid: StepGrid, now_ts: float) -> tuple[dict[str, Vec], dict[str, Vec]]:

@@ -56,6 +56,9 @@ class ControllerConfig:
     stale_after_s: float = 5.0
     deadline_s: float = 0.05         # OSQP time limit per solve; 0 = none (virtual time)
     max_shift_age_s: float = 3600.0  # how long a previous solution may stand in
+    # the commitment binds this far ahead; later steps may use any unit at any load
+    # (commitment._firm); None: over the whole horizon
+    firm_h: float | None = 12.0
     eps: float = 1e-3
     rules: Literal["auto", "park_a", "park_b", "none"] = "auto"
 
@@ -265,7 +268,17 @@ def _tick_data(cfg: ControllerConfig, inp: _Inputs, cm: Commitment,
         ice_on[d.name] = (m == 2) * cm.charge_ok[d.ice_store]
     for u, m in cm.mode.items():
         on.setdefault(u, (m > 0).astype(float))
-    return _td(cfg, inp, on, ice_on, cm.melt_ok, prev_kw)
+    k = cm.firm_steps
+    if k is not None:               # beyond the firm steps every unit is available
+        for unit in cfg.plant.switched:
+            avail = on.get(unit.name, np.zeros(len(inp.heat_kw))).copy()
+            avail[k:] = 1.0
+            on[unit.name] = avail
+        for d in cfg.plant.dual_chillers:
+            avail = np.asarray(ice_on[d.name], float).copy()
+            avail[k:] = cm.charge_ok[d.ice_store][k:]
+            ice_on[d.name] = avail
+    return replace(_td(cfg, inp, on, ice_on, cm.melt_ok, prev_kw), firm_steps=k)
 
 
 def _td(cfg: ControllerConfig, inp: _Inputs, on: Mapping[str, Vec], ice_on: Mapping[str, Vec],
@@ -391,7 +404,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
                 elec_net_kw=inp.elec_kw - sum(inp.renewable_kw.values(), np.zeros(grid.n)),
                 price_import=inp.price_import, gas_cny_per_m3=inp.gas,
                 carbon_cny_per_t=inp.carbon, ice_kwh=inp.ice_kwh, status=state.status,
-                plan_modes=inp.plan_modes, relaxed_kw=relaxed, windows=windows)
+                plan_modes=inp.plan_modes, relaxed_kw=relaxed, windows=windows, firm_h=cfg.firm_h)
     td = _tick_data(cfg, inp, cm, _prev_kw(p, state.last_setpoints))
     detail = ""
     if inp.missing or not fc_ok:

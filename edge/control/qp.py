@@ -126,6 +126,9 @@ class TickData:
     heat_store_kwh: Mapping[str, float] = field(default_factory=dict)  # electric boilers' stores
     # minimum loads dropped: the LP relaxation the commitment layer rounds (commitment.py)
     relaxed: bool = False
+    # steps from now at which minimum loads hold (None: all); beyond, the commitment is
+    # provisional and units run at any load (``Commitment.firm_steps``)
+    firm_steps: int | None = None
 
 
 @dataclass(slots=True)
@@ -407,7 +410,9 @@ class QpModel:
         # so Park B kept its ice store full all winter for 8 MWh a day of cooling, losing
         # 0.5 %/h of 90 MWh, and ran chillers rather than melt ice it "needed" at the end.
         refill = float(np.min(td.price_import + carbon * td.grid_co2 + ng))
-        firm = 0.0 if td.relaxed else 1.0        # minimum loads hold only for committed units
+        # minimum loads hold only for committed units, and only over the firm steps
+        firm = np.zeros(N) if td.relaxed else (np.arange(N) < (N if td.firm_steps is None
+                                                               else td.firm_steps)).astype(float)
         for b in p.batteries:
             q[self.sl(f"{b.name}.ch")] = b.wear_cny_per_kwh * dt
             q[self.sl(f"{b.name}.dis")] = b.wear_cny_per_kwh * dt

@@ -163,3 +163,38 @@ def test_decide_uses_the_relaxation(park_a: Park) -> None:
     assert d.reason == "optimal"
     relaxed = [m for k, m in st.cache.items() if RELAXED in k]
     assert len(relaxed) == 1 and relaxed[0].warm is not None
+
+
+def test_schedule_binds_only_within_the_firm_hours(park_b: Park) -> None:
+    # 300 kW of relaxed chiller cooling starts the screw chiller alone. With firm_h = 12
+    # the schedule binds over the steps that start within 12 h; later every switched unit
+    # is in the QP, available at any load (no minimum), whatever the rounding said
+    from edge.control.controller import _inputs, _tick_data
+    from edge.control.qp import QpModel
+
+    p, cfg = park_b.plant, park_b.config
+    grid = ControllerState.fresh(cfg).grid
+    n, t = grid.n, T0 + 12 * 3600
+    z = np.zeros(n)
+    kw = dict(heat_kw=z, cooling_kw=z, elec_net_kw=z, price_import=np.full(n, 0.9),
+              gas_cny_per_m3=3.65, carbon_cny_per_t=82.0,
+              ice_kwh={s.name: 0.5 * s.capacity_kwh for s in p.ice_stores}, status={},
+              relaxed_kw={"bch1.c": np.full(n, 300.0)})
+    whole = commit(p, grid, t, **kw)  # type: ignore[arg-type]
+    firm = commit(p, grid, t, firm_h=12.0, **kw)  # type: ignore[arg-type]
+    k = int(np.argmax(grid.start_h >= 12.0 - 1e-9))
+    assert whole.firm_steps is None and firm.firm_steps == k and 0 < k < n
+    assert "bch2" not in whole.units
+    assert firm.units == frozenset(u.name for u in p.switched)
+    assert all(np.array_equal(firm.mode[u], whole.mode[u]) for u in whole.mode)
+
+    inp = _inputs(cfg, grid, park_b.snapshot(t), park_b.forecast(t), None)
+    td = _tick_data(cfg, inp, firm, {})
+    assert td.firm_steps == k
+    model = QpModel(p, grid, firm.units)
+    _, lo, up, _ = model.vectors(td)
+    bch2, sch1 = model.sl("bch2.c"), model.sl("sch1.c")
+    cap = next(c.cool_max_kw for c in p.electric_chillers if c.name == "bch2") * 1e-3
+    assert np.all(up[bch2][:k] == 0) and np.allclose(up[bch2][k:], cap)     # off, then available
+    assert np.all(lo[bch2] == 0)
+    assert np.all(lo[sch1][:k] > 0) and np.all(lo[sch1][k:] == 0)         # minimum load, then none
