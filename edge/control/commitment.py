@@ -386,6 +386,10 @@ def _finish(plant: PlantModel, grid: StepGrid, now_ts: float, want: dict[str, ND
     # A full ice store stops its ice makers whatever their minimum run time (the store's
     # level control does it on site); holding them in ice mode would force charging into
     # a store with no room, and the QP would have no solution.
+    # Likewise ice-making ends with the charge window: a maker held in ice mode past it by
+    # its minimum run time makes nothing (charging is not allowed) and keeps the store in
+    # charge mode, so it cannot melt; with the chillers off for the melt, Park B's
+    # cooling went unserved for three steps at the window's end (winter, 1 MW).
     for st in plant.ice_stores:
         room = st.usable_frac * st.capacity_kwh - ice_kwh.get(st.name, 0.0)
         makers = [d for d in plant.dual_chillers if d.ice_store == st.name and d.name in modes]
@@ -393,6 +397,10 @@ def _finish(plant: PlantModel, grid: StepGrid, now_ts: float, want: dict[str, ND
         for k in range(n):
             making = [d for d in makers if modes[d.name][k] == 2]
             if not making:
+                continue
+            if charge_ok[st.name][k] <= 0.0:
+                for d in making:
+                    modes[d.name][k] = 0
                 continue
             if room < _min_charge_kwh(st, making, grid.dt_h[k]):
                 for d in making:

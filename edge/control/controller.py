@@ -33,7 +33,7 @@ from edge.control.points import (
 from edge.control.project import FirstStep, project_first
 from edge.control.qp import E_MWH, GRADED, QpModel, StepGrid, TickData, Vec, make_grid
 from edge.control.safety import Clamp, PointLimit, clamp, plant_limits
-from edge.control.step0 import corrected
+from edge.control.step0 import CARRY_HALF_LIFE_H, carried, corrected
 from edge.model import Snapshot
 
 __all__ = ["ControllerConfig", "ControllerState", "Decision", "Reason", "SolveStats", "decide",
@@ -59,6 +59,9 @@ class ControllerConfig:
     # the commitment binds this far ahead; later steps may use any unit at any load
     # (commitment._firm); None: over the whole horizon
     firm_h: float | None = 12.0
+    # a forecast's last miss carried into later steps, halving every this many hours
+    # (step0.carried); 0: step 0 only
+    carry_half_life_h: float = CARRY_HALF_LIFE_H
     eps: float = 1e-3
     rules: Literal["auto", "park_a", "park_b", "none"] = "auto"
 
@@ -168,6 +171,7 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
     tick was one step ago or less; None to take this tick's readings as step 0."""
     p, t = cfg.plant, snap.ts
     prev0 = prev_fc0_kw or {}
+    half_h = cfg.carry_half_life_h
     fc0: dict[str, float] = {}
     missing: list[str] = []
     soc: dict[str, float] = {}
@@ -228,6 +232,9 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         fc0[r.name] = float(ren[r.name][0])
         ren[r.name][0] = min(corrected(fc0[r.name], now if now is not None and now >= 0 else None,
                                        prev0.get(r.name)), r.p_rated_kw)
+        if r.name in prev0:
+            ren[r.name] = carried(ren[r.name], float(ren[r.name][0]) - fc0[r.name], grid, half_h,
+                                  max_kw=r.p_rated_kw)
     elec = np.zeros(grid.n)
     shed: dict[str, Vec] = {}
     for ld in p.loads:
@@ -243,6 +250,8 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
                 now /= 1.0 - frac
         fc0[ld.name] = float(f[0])
         f[0] = corrected(float(f[0]), now, prev0.get(ld.name))
+        if ld.name in prev0 and now is not None:
+            f = carried(f, float(f[0]) - fc0[ld.name], grid, half_h)
         elec += f
         if ld.interruptible_frac > 0:
             shed[ld.name] = ld.interruptible_frac * f
@@ -254,6 +263,8 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         measured = (sum(v for v in vals if v is not None)
                     if vals and all(v is not None for v in vals) else None)
         arr[0] = corrected(float(arr[0]), measured, prev0.get(kind))
+        if kind in prev0 and measured is not None:
+            arr[:] = carried(arr, float(arr[0]) - fc0[kind], grid, half_h)
     return _Inputs(soc, ice, hs, missing, grid.coarsen(imp), grid.coarsen(exp), grid.coarsen(co2),
                    gas, carbon, diesel, ren, elec, shed, heat, cool, target, modes, plan_id, fc0)
 

@@ -1,4 +1,4 @@
-"""Step 0 of the loads and renewables: the forecast corrected by its miss on the step just measured.
+"""The loads and renewables the QP sees: the forecast corrected by its miss on the step just measured.
 
 A reading is the step that ended (the evaluation harness) or the last second (the
 daemon). Taken as the next step's mean it lags every ramp by a step: with exact
@@ -12,11 +12,25 @@ Tried and dropped (closed loop, docs/evaluation.md): margins at step 0 sized by 
 cannot pick up a shortfall) and on the grid limits the battery charges or
 discharges into. They cut unserved heat from 6.8 to 0.5 MWh in the winter
 fortnight but cost 8-12 points of the captured saving.
+
+The miss also carries into the steps after step 0, fading with a half-life of
+``CARRY_HALF_LIFE_H`` (``carried``): a forecast's error persists for hours (the
+weather it was made from was wrong all afternoon), and the plan for ice and stored
+heat is made on those hours. Measured (14-day closed loop, shipped models, 4 h):
+captured saving Park A 92.6 -> 93.2 % (summer), 78.1 -> 78.0 % (winter); Park B
+70.9 -> 74.1 % (summer), 81.9 -> 83.5 % (winter). Half-lives of 2 and 8 h did
+about the same on Park B; on Park A winter 2 h did 77.7 %.
 """
 
 from __future__ import annotations
 
-__all__ = ["corrected"]
+import numpy as np
+
+from edge.control.qp import StepGrid, Vec
+
+__all__ = ["CARRY_HALF_LIFE_H", "carried", "corrected"]
+
+CARRY_HALF_LIFE_H = 4.0
 
 
 def corrected(forecast_kw: float, measured_kw: float | None, prev_fc0_kw: float | None) -> float:
@@ -27,3 +41,16 @@ def corrected(forecast_kw: float, measured_kw: float | None, prev_fc0_kw: float 
     if prev_fc0_kw is None:
         return measured_kw
     return max(forecast_kw + (measured_kw - prev_fc0_kw), 0.0)
+
+
+def carried(series_kw: Vec, miss_kw: float, grid: StepGrid, half_life_h: float,
+            *, max_kw: float = float("inf")) -> Vec:
+    """Steps 1+ of ``series_kw`` moved by ``miss_kw`` (measured - forecast, step 0's), the
+    move halving every ``half_life_h`` of lead time; within [0, ``max_kw``]. Step 0 as given."""
+    out = np.asarray(series_kw, float).copy()
+    if half_life_h <= 0 or miss_kw == 0 or len(out) < 2:
+        return out
+    mid = grid.start_h + grid.dt_h / 2
+    lead = mid[1:] - mid[0]
+    out[1:] = np.clip(out[1:] + miss_kw * 0.5 ** (lead / half_life_h), 0.0, max_kw)
+    return out

@@ -10,6 +10,7 @@ from edge.control import ControllerState, decide
 from edge.control.commitment import _melt_short
 from edge.control.controller import _inputs
 from edge.control.scenario import T0, Park
+from edge.control.step0 import CARRY_HALF_LIFE_H, carried
 from edge.control.step0 import corrected as _step0
 
 NIGHT = T0 + 23 * 3600          # 23:00 local: Park B's valley, ice may be made
@@ -35,7 +36,28 @@ def test_inputs_use_the_last_ticks_forecast(park_b: Park) -> None:
     nxt = _inputs(park_b.config, grid, snap, fc, None, prev)
     assert np.isclose(nxt.heat_kw[0], raw_heat + 500.0)
     assert np.isclose(nxt.cooling_kw[0], raw_cool)
-    assert np.array_equal(nxt.heat_kw[1:], first.heat_kw[1:])      # later steps untouched
+    # later steps: the +500 kW miss carried, halving every CARRY_HALF_LIFE_H of lead time
+    mid = grid.start_h + grid.dt_h / 2
+    fade = 0.5 ** ((mid[1:] - mid[0]) / CARRY_HALF_LIFE_H)
+    assert np.allclose(nxt.heat_kw[1:], np.maximum(first.heat_kw[1:] + 500.0 * fade, 0.0))
+    assert np.isclose(fade[np.argmin(np.abs(mid[1:] - mid[0] - CARRY_HALF_LIFE_H))], 0.5, atol=0.05)
+    assert np.array_equal(nxt.cooling_kw[1:], first.cooling_kw[1:])  # no miss, nothing carried
+    # switched off: later steps as forecast
+    off = _inputs(replace(park_b.config, carry_half_life_h=0.0), grid, snap, fc, None, prev)
+    assert np.array_equal(off.heat_kw[1:], first.heat_kw[1:])
+
+
+def test_carried_miss_fades_and_stays_in_range(park_b: Park) -> None:
+    grid = ControllerState.fresh(park_b.config).grid
+    base = np.full(grid.n, 1000.0)
+    up = carried(base, 800.0, grid, 4.0, max_kw=1500.0)
+    down = carried(base, -3000.0, grid, 4.0)
+    assert up[0] == 1000.0 and down[0] == 1000.0                  # step 0 is the caller's
+    assert np.all(np.diff(up[1:]) <= 1e-9) and up.max() <= 1500.0  # fades, capped
+    assert np.all(down >= 0.0) and down[1] == 0.0                  # never below zero
+    assert np.isclose(up[-1], 1000.0 + 800.0 * 0.5 ** ((grid.start_h[-1] + grid.dt_h[-1] / 2
+                                                          - grid.dt_h[0] / 2) / 4.0))
+    assert np.array_equal(carried(base, 800.0, grid, 0.0), base)
 
 
 def test_decide_carries_the_forecast_step0_only_for_one_step(park_b: Park) -> None:
@@ -98,3 +120,25 @@ def test_melt_short_counts_only_what_the_level_cannot_release(park_b: Park) -> N
     short = _melt_short(park_b.plant, x, {"ice1": 10000.0}, n)
     # starts of steps: 10,000 / 9,000 / 4,000 / 100 kWh -> caps 8,500 / 7,650 / 3,400 / 85 kW
     np.testing.assert_allclose(short, [0.0, 0.0, 1600.0, 0.0])
+
+
+def test_ice_makers_stop_when_the_charge_window_ends(park_b: Park) -> None:
+    # dch1 started making ice 15 min before the window's end (06:00 local): its 1 h
+    # minimum run would hold it in ice mode after 06:00, where charging is not allowed
+    # and the store, in charge mode, could not melt. It stops with the window instead.
+    from edge.control.commitment import UnitStatus, commit
+
+    p = park_b.plant
+    grid = ControllerState.fresh(park_b.config).grid
+    t = T0 + 6 * 3600 - 900                      # 05:45 local
+    n = grid.n
+    z = np.zeros(n)
+    cm = commit(p, grid, t, heat_kw=z, cooling_kw=np.full(n, 1000.0), elec_net_kw=z,
+                price_import=np.full(n, 0.9), gas_cny_per_m3=3.65, carbon_cny_per_t=82.0,
+                ice_kwh={s.name: 0.3 * s.capacity_kwh for s in p.ice_stores},
+                status={"dch1": UnitStatus(2, t - 900)},
+                relaxed_kw={"dch1.ice": np.where(np.arange(n) == 0, 3000.0, 0.0),
+                            "ice1.melt": np.where(np.arange(n) >= 1, 1000.0, 0.0)})
+    mode = cm.mode["dch1"]
+    assert mode[0] == 2                           # inside the window: still making ice
+    assert np.all(mode[1:][cm.charge_ok["ice1"][1:] <= 0] != 2)
