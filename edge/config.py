@@ -154,6 +154,9 @@ class ControlConfig:
     horizon_h: float = 24.0
     mode: str = "auto"
     stale_after_s: float = 5.0
+    # the QP's steps: (hours, multiple of step_min) spans from now, the last to the
+    # horizon's end; None: the controller's default (qp.GRADED)
+    layout: tuple[tuple[float, int], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +368,7 @@ def _store_section(r: _Reader, doc: Mapping[str, Any], site_id: str) -> StoreCon
 
 def _control_section(r: _Reader, doc: Mapping[str, Any]) -> ControlConfig:
     t = r.table(doc, "control", "control")
-    r.known(t, "control", {"tick_s", "step_min", "horizon_h", "mode", "stale_after_s"})
+    r.known(t, "control", {"tick_s", "step_min", "horizon_h", "mode", "stale_after_s", "layout"})
     tick_s = r.get(t, "tick_s", "control", float, 1.0,
                    check=lambda v: None if 0.05 <= v <= 60 else "must be within 0.05..60 s")
     step_min = r.get(t, "step_min", "control", int, 15,
@@ -378,7 +381,28 @@ def _control_section(r: _Reader, doc: Mapping[str, Any]) -> ControlConfig:
         tick_s=tick_s, step_min=step_min, horizon_h=horizon_h,
         mode=r.get(t, "mode", "control", str, "auto", check=one_of("auto", "manual", "safe")),
         stale_after_s=r.get(t, "stale_after_s", "control", float, 5.0, check=positive),
+        layout=_layout(r, r.get(t, "layout", "control", list, None)),
     )
+
+
+def _layout(r: _Reader, raw: list[Any] | None) -> tuple[tuple[float, int], ...] | None:
+    """``[[hours, multiple], ...]``: hours > 0 (a number), multiple a whole number >= 1."""
+    if raw is None:
+        return None
+    out: list[tuple[float, int]] = []
+    for i, span in enumerate(raw):
+        ok = (isinstance(span, list) and len(span) == 2
+              and isinstance(span[0], (int, float)) and not isinstance(span[0], bool) and span[0] > 0
+              and isinstance(span[1], int) and not isinstance(span[1], bool) and span[1] >= 1)
+        if not ok:
+            r.error(f"control.layout[{i}]", f"must be [hours > 0, whole multiple of step_min >= 1], "
+                                            f"got {span!r}")
+            return None
+        out.append((float(span[0]), int(span[1])))
+    if not out:
+        r.error("control.layout", "must list at least one [hours, multiple] span")
+        return None
+    return tuple(out)
 
 
 def _mqtt_section(r: _Reader, doc: Mapping[str, Any]) -> MqttConfig:

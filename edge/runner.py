@@ -42,6 +42,7 @@ from edge.control import (
     PointLimit,
     decide,
 )
+from edge.control.qp import GRADED
 from edge.control.safety import plant_limits
 from edge.model import Quality, Snapshot
 
@@ -77,6 +78,7 @@ def controller_config(site: SiteConfig, *, deadline_s: float = 0.05) -> Controll
                 lim.min, lim.max, lim.ramp_per_s if lim.ramp_per_s is not None else math.inf, default)
     return ControllerConfig(site.plant, tariff, limits, step_min=float(site.control.step_min),
                             horizon_h=site.control.horizon_h,
+                            layout=site.control.layout or GRADED,
                             stale_after_s=site.control.stale_after_s, deadline_s=deadline_s)
 
 

@@ -32,7 +32,7 @@ import scipy.sparse as sp
 
 from edge.control.commitment import commit, ice_windows
 from edge.control.controller import ControllerState, _inputs, _relaxed, _tick_data
-from edge.control.qp import GRADED, QpModel, Vec
+from edge.control.qp import QpModel, Vec
 from edge.control.scenario import T0, park
 
 __all__ = ["bench_qp"]
@@ -56,11 +56,12 @@ def _pct(ms: list[float]) -> dict[str, float]:
             "max": round(float(a.max()), 3), "n": len(ms)}
 
 
-def _sequence(name: str, ticks: int, layout: tuple[tuple[float, int], ...] | None, eps: float,
+def _sequence(name: str, ticks: int, layout: tuple[tuple[float, int], ...] | None | str, eps: float,
               seed: int, settings: dict[str, Any] | None = None, tick_s: float = 900.0,
               ) -> tuple[dict[frozenset[str], QpModel], list[_Tick], dict[str, Any]]:
     """Run our solver over the rolling sequence, recording each tick's problem and timing."""
-    pk = park(name, deadline_s=0.0, layout=layout, eps=eps)
+    # "site": the site file's step layout; None: uniform steps
+    pk = park(name, deadline_s=0.0, eps=eps, **({} if layout == "site" else {"layout": layout}))
     state = ControllerState.fresh(pk.config)
     grid = state.grid
     models: dict[frozenset[str], QpModel] = {}
@@ -120,7 +121,7 @@ def _sequence(name: str, ticks: int, layout: tuple[tuple[float, int], ...] | Non
             end = m.first(res.x, f"{s.name}.e") / s.capacity_kwh
             ice = float(np.clip(ice + (end - ice) * frac, 0, 1))
     info = {"ours_ms": ours_ms, "setup_ms": setup_ms, "relax_ms": relax_ms, "iters": iters, "xs": xs,
-            "failed": failed, "n": models[recs[0].key].n if recs else 0,
+            "failed": failed, "layout": pk.config.layout, "n": models[recs[0].key].n if recs else 0,
             "m": models[recs[0].key].m if recs else 0, "steps": grid.n}
     return models, recs, info
 
@@ -213,7 +214,7 @@ def _pulp_peer(model: QpModel, recs: list[_Tick]) -> tuple[list[float], list[flo
 
 
 def bench_qp(park_name: str = "a", ticks: int = 96, peer_ticks: int = 24,
-             layout: tuple[tuple[float, int], ...] | None = GRADED,
+             layout: tuple[tuple[float, int], ...] | None | str = "site",
              eps: float = 1e-3, seed: int = 0, peers: bool = True,
              tick_s: float = 900.0) -> dict[str, Any]:
     """QP update+solve p50/p99, peers' times on the same problems with ratios, optimality gap.
@@ -226,7 +227,7 @@ def bench_qp(park_name: str = "a", ticks: int = 96, peer_ticks: int = 24,
     ours = info["ours_ms"]
     out: dict[str, Any] = {
         "site": f"park-{park_name}", "ticks": ticks, "tick_s": tick_s, "steps": info["steps"],
-        "variables": info["n"], "constraints": info["m"], "layout": layout, "eps": eps,
+        "variables": info["n"], "constraints": info["m"], "layout": info["layout"], "eps": eps,
         "commitment_patterns": len(models),
         "ours_ms": _pct(ours), "setup_ms": _pct(info["setup_ms"]),
         "relaxation_ms": _pct(info["relax_ms"]),

@@ -252,3 +252,13 @@ def test_missing_file_is_a_one_line_error(tmp_path: Path, capsys: pytest.Capture
     assert main(["check-config", str(tmp_path / "nope.toml")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "nope.toml:0: -: cannot read" in err
+
+
+def test_step_layout_is_read_and_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = VALID.replace("horizon_h = 24", "horizon_h = 24\nlayout = [[4, 1], [4.5, 2], [24, 4]]")
+    assert load_site(write(tmp_path, good)).control.layout == ((4.0, 1), (4.5, 2), (24.0, 4))
+    assert load_site(write(tmp_path, VALID)).control.layout is None
+    text = VALID.replace("horizon_h = 24", "horizon_h = 24\nlayout = [[4, 1], [0, 2]]")
+    (err,) = errors_of(tmp_path, text, capsys)
+    assert f":{line_no(text, 'layout')}: control.layout[1]: must be [hours > 0, whole multiple" in err
+    assert "got [0, 2]" in err

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from edge.control import ControllerConfig, ControllerState, Forecast, Plan, decide, decide_rules, points
 from edge.control.plant import DIESEL_CO2_KG_PER_KG, DIESEL_KG_PER_L, GAS_CO2_KG_PER_KWH, GAS_KWH_PER_M3
+from edge.control.qp import GRADED
 from edge.model import PointValue, Quality, Snapshot
 
 from ..physics import build_park
@@ -620,6 +621,7 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
                       options=options or None)
     pv_dev = park.devices.get("pv1")
     cfg = ControllerConfig(esite.plant, esite.tariff, limits=esite.limits, step_min=15, horizon_h=24,
+                           layout=esite.layout or GRADED,
                            stale_after_s=STEP_S, deadline_s=0.0)
     kinds = _kinds(park)
     exo = park.exogenous_at(park.t_s)

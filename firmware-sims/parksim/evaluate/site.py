@@ -30,6 +30,8 @@ class EvalSite:
     tariff: Tariff
     limits: Mapping[str, PointLimit]   # the site's limits of the plant's set points
     units: Mapping[str, str]           # point key -> unit (for the snapshot)
+    # [control] layout: the QP's step spans (hours, multiple of step_min); None: default
+    layout: tuple[tuple[float, int], ...] | None = None
 
 
 def site_file(site: str) -> Path:
@@ -67,4 +69,6 @@ def load_eval_site(site: str, *, pv_ac_kw: float | None = None,
             limits[key] = PointLimit(float(lim.get("min", -math.inf)), float(lim.get("max", math.inf)),
                                      float(ramp) if ramp is not None else math.inf,
                                      float(pt.get("default", wanted[key].default)))
-    return EvalSite(site, tz, plant, tariff, limits, units)
+    raw_layout = doc.get("control", {}).get("layout")
+    layout = tuple((float(h), int(m)) for h, m in raw_layout) if raw_layout else None
+    return EvalSite(site, tz, plant, tariff, limits, units, layout)
