@@ -56,7 +56,7 @@ def _pct(ms: list[float]) -> dict[str, float]:
             "max": round(float(a.max()), 3), "n": len(ms)}
 
 
-def _sequence(name: str, ticks: int, layout: tuple[tuple[float, int], ...] | None | str, eps: float,
+def _sequence(name: str, ticks: int, layout: tuple[tuple[float, int], ...] | str | None, eps: float,
               seed: int, settings: dict[str, Any] | None = None, tick_s: float = 900.0,
               ) -> tuple[dict[frozenset[str], QpModel], list[_Tick], dict[str, Any]]:
     """Run our solver over the rolling sequence, recording each tick's problem and timing."""
@@ -214,7 +214,7 @@ def _pulp_peer(model: QpModel, recs: list[_Tick]) -> tuple[list[float], list[flo
 
 
 def bench_qp(park_name: str = "a", ticks: int = 96, peer_ticks: int = 24,
-             layout: tuple[tuple[float, int], ...] | None | str = "site",
+             layout: tuple[tuple[float, int], ...] | str | None = "site",
              eps: float = 1e-3, seed: int = 0, peers: bool = True,
              tick_s: float = 900.0) -> dict[str, Any]:
     """QP update+solve p50/p99, peers' times on the same problems with ratios, optimality gap.

@@ -158,7 +158,8 @@ def commit(plant: PlantModel, grid: StepGrid, now_ts: float, *, heat_kw: Vec, co
     want: dict[str, NDArray[np.int64]] = {}
     charge_ok, melt_ok = windows if windows is not None else ice_windows(plant, grid, now_ts)
     if relaxed_kw is not None:
-        want = _round_relaxed(plant, relaxed_kw, status, charge_ok, n, reserve_frac, ice_kwh)
+        want = _round_relaxed(plant, relaxed_kw, status, charge_ok, n, reserve_frac, ice_kwh,
+                              grid.dt_h, now_ts, grid.start_h * 3600.0)
         return _firm(plant, grid, firm_h, _finish(plant, grid, now_ts, want, status, plan_modes,
                                                   ice_kwh, charge_ok, melt_ok))
 
@@ -292,7 +293,9 @@ def _stage_by(need_kw: Vec, units: list[tuple[str, float, float]], free: Mapping
 
 def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str, UnitStatus],
                    charge_ok: Mapping[str, Vec], n: int, reserve: float,
-                   ice_kwh: Mapping[str, float] | None = None) -> dict[str, NDArray[np.int64]]:
+                   ice_kwh: Mapping[str, float] | None = None,
+                   dt_h: Vec | None = None, now_ts: float | None = None,
+                   step_start_s: Vec | None = None) -> dict[str, NDArray[np.int64]]:
     """Whole units for the relaxation's totals per kind; running units first, then by merit.
 
     ``x`` may carry ice stores' ``*.melt`` (kW) and ``*.e`` (kWh at each step's end): melt
@@ -322,8 +325,31 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
         floor_kw = 0.5 * min((d.min_load_frac * d.ice_max_kw for d in makers), default=0.0)
         staged = _stage_by(need, [(d.name, d.ice_max_kw, d.min_load_frac * d.ice_max_kw) for d in makers],
                            {d.name: window for d in makers}, min_kw=max(floor_kw, TRACE_KW))
+        if ice_kwh is not None and dt_h is not None:
+            # no ice mode where the store has no room for it: a maker staged there would be
+            # stopped by the full-store rule (_finish) and then serve nothing, while the
+            # cooling staging below counted it as busy
+            room = st.usable_frac * st.capacity_kwh - ice_kwh.get(st.name, 0.0)
+            for k in range(n):
+                making = [d for d in makers if staged[d.name][k] > 0]
+                if not making:
+                    continue
+                if room < _min_charge_kwh(st, making, float(dt_h[k])):
+                    for d in making:
+                        staged[d.name][k] = 0
+                else:
+                    room -= sum(d.ice_max_kw for d in making) * st.charge_eff * float(dt_h[k])
         for d in makers:
             ice_mode[d.name] = staged[d.name] > 0
+    if now_ts is not None and step_start_s is not None:
+        # a maker its minimum run holds in ice mode cannot cool meanwhile, whatever the
+        # rounding wants of it (min_up_down keeps it there): counted as free for cooling,
+        # it left Park B's 2.8 MW morning load with no chiller at the window's end
+        for d in plant.dual_chillers:
+            now = status.get(d.name)
+            if now is not None and now.mode == 2:
+                held = (now_ts + step_start_s - now.since_ts) / 3600.0 < d.min_up_h - 1e-9
+                ice_mode[d.name] = ice_mode[d.name] | held
     # chillers in cooling mode for the chillers' cooling, with reserve
     chillers: list[tuple[str, float, float, float]] = [
         (c.name, c.cool_max_kw, c.cop, c.min_load_frac * c.cool_max_kw) for c in plant.electric_chillers]

@@ -142,3 +142,28 @@ def test_ice_makers_stop_when_the_charge_window_ends(park_b: Park) -> None:
     mode = cm.mode["dch1"]
     assert mode[0] == 2                           # inside the window: still making ice
     assert np.all(mode[1:][cm.charge_ok["ice1"][1:] <= 0] != 2)
+
+
+def test_a_maker_held_in_ice_mode_is_not_counted_for_cooling(park_b: Park) -> None:
+    # 05:45 local, inside the charge window: dch3 has made ice for 45 min and its 1 h
+    # minimum run holds it there. The relaxation wants 3.8 MW of chiller cooling, which
+    # dch3 alone could give in cooling mode; it cannot switch, so another chiller must
+    # be staged for step 0 (before: none was, and the load went unserved).
+    from edge.control.commitment import UnitStatus, commit
+
+    p = park_b.plant
+    grid = ControllerState.fresh(park_b.config).grid
+    t = T0 + 6 * 3600 - 900
+    n = grid.n
+    z = np.zeros(n)
+    step0 = np.where(np.arange(n) == 0, 1.0, 0.0)
+    cm = commit(p, grid, t, heat_kw=z, cooling_kw=np.full(n, 3800.0), elec_net_kw=z,
+                price_import=np.full(n, 0.9), gas_cny_per_m3=3.65, carbon_cny_per_t=82.0,
+                ice_kwh={s.name: 0.5 * s.capacity_kwh for s in p.ice_stores},
+                status={"dch3": UnitStatus(2, t - 2700)},
+                relaxed_kw={"dch3.c": 3800.0 * step0, "ice1.melt": 3800.0 * (1 - step0)})
+    assert cm.mode["dch3"][0] == 2                   # held in ice mode
+    cooling = [u for u, m in cm.mode.items() if m[0] == 1]
+    caps = {c.name: c.cool_max_kw for c in p.electric_chillers} | {d.name: d.cool_max_kw
+                                                                   for d in p.dual_chillers}
+    assert sum(caps[u] for u in cooling) >= 3800.0, cooling
