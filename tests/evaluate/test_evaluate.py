@@ -118,8 +118,11 @@ def test_trace_recomputes_the_kpis(runs: Any, site: str, controller: str) -> Non
 def test_perfect_is_the_bound(runs: Any, site: str) -> None:
     p = runs[(site, "perfect")][0]
     assert p["perfect"]["mip_gap"] <= 1e-3
-    # the replay through the physics reproduces the solver's objective
-    assert p["objective_cny"] == pytest.approx(p["perfect"]["objective_cny"], rel=1e-4, abs=1.0)
+    # the replay through the physics reproduces the solver's objective, less what the
+    # physics saves where the plan dumps: its units unload to the load, which the MILP's
+    # minimum loads do not allow (firmware-sims/README.md)
+    assert p["objective_cny"] <= p["perfect"]["objective_cny"] + 1.0
+    assert p["objective_cny"] == pytest.approx(p["perfect"]["objective_cny"], rel=1e-3, abs=1.0)
     for c in ("mpc", "rules"):
         k = runs[(site, c)][0]
         assert p["objective_cny"] <= k["objective_cny"] + 1.0, (c, p["objective_cny"], k["objective_cny"])

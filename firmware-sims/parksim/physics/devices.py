@@ -250,6 +250,13 @@ class ThermalUnit(Device):
         self.q_kw += add
         return add
 
+    def unload(self, surplus_kw: float) -> float:
+        """The other way: on falling chilled water (rising hot water) the unit gives less
+        than its setpoint, down to nothing, rather than make what no load takes."""
+        cut = min(max(surplus_kw, 0.0), self.q_kw)
+        self.q_kw -= cut
+        return cut
+
 
 @dataclass
 class Chiller(ThermalUnit):
@@ -337,6 +344,12 @@ class DualChiller(Device):
         self.q_kw += add
         return add
 
+    def unload(self, surplus_kw: float) -> float:
+        """In cooling mode the unit unloads on falling chilled-water temperature."""
+        cut = min(max(surplus_kw, 0.0), self.q_kw) if self.mode == MODE_COOL else 0.0
+        self.q_kw -= cut
+        return cut
+
     def tick(self, dt_s: float) -> None:
         self.t_in_state_s += dt_s
 
@@ -413,6 +426,12 @@ class IceStore(Device):
         self.q_melt_kw += add
         return add
 
+    def unload(self, surplus_kw: float) -> float:
+        """Less cold is released when the return water comes back cold."""
+        cut = min(max(surplus_kw, 0.0), self.q_melt_kw) if self.mode == STORE_MELT else 0.0
+        self.q_melt_kw -= cut
+        return cut
+
     def settle(self, dt_s: float, q_charge_kw: float) -> None:
         dt_h = dt_s / H
         self.q_charge_kw = q_charge_kw
@@ -478,6 +497,12 @@ class HeatStorageBoiler(Device):
                   max(self.stored_kwh / (dt_s / H) - self.q_kw, 0.0))
         self.q_kw += add
         return add
+
+    def unload(self, surplus_kw: float) -> float:
+        """A releasing store releases less when the hot water comes back hot; the heat stays in."""
+        cut = min(max(surplus_kw, 0.0), self.q_kw)
+        self.q_kw -= cut
+        return cut
 
     def settle(self, dt_s: float) -> None:
         dt_h = dt_s / H

@@ -234,12 +234,29 @@ class Park:
                 add = dev.pick_up(cool_res, dt_s) if isinstance(dev, d.IceStore) else dev.pick_up(cool_res)
                 cool_sup[dev.name] += add
                 cool_res -= add
+        # Surplus cooling: chilled water falls below its setpoint and the units that are on
+        # unload (electric chillers, dual chillers cooling, then the ice store's melt), the
+        # mirror of the pick-up above: a chiller does not make cold that no load takes.
+        for dev in [u for u in chillers if u.remote] + [u for u in cool_duals if u.remote] + ice:
+            if cool_res < -1e-9:
+                cut = dev.unload(-cool_res)
+                cool_sup[dev.name] -= cut
+                cool_res += cut
         for dc in duals:
             if dc.mode != d.MODE_COOL:
                 cool_sup.setdefault(dc.name, 0.0)
                 if dc.mode == d.MODE_OFF:
                     dc.q_kw = 0.0
             dc.tick(dt_s)
+        # Surplus heat likewise: firing gas boilers, then releasing stores, give less (CHPs
+        # hold their electric setpoint, as they do not pick up either).
+        surplus = heat_total - math.fsum(heat_use.values())
+        for dev in [u for u in gbs if u.remote] + [u for u in ehbs if u.remote]:
+            if surplus > 1e-9:
+                cut = dev.unload(surplus)
+                heat_sup[dev.name] -= cut
+                surplus -= cut
+        heat_total = math.fsum(heat_sup.values())
         for st in ice:
             st.settle(dt_s, ice_charge)
         for eh in ehbs:
