@@ -71,6 +71,23 @@ def in_window(tz: object, ts: Vec, hours: tuple[int, int]) -> NDArray[np.bool_]:
     return res
 
 
+def _no_room(store: IceStore, making: Sequence[Sequence[DualChiller]], dt_h: Vec,
+             level_kwh: float) -> NDArray[np.bool_]:
+    """Per step, whether the store, filled from ``level_kwh`` by the makers in ice mode at
+    the steps before at their rating, has no room left for the minimum charge of the
+    makers in ice mode then (``making[k]``)."""
+    room = store.usable_frac * store.capacity_kwh - level_kwh
+    out = np.zeros(len(making), bool)
+    for k, ds in enumerate(making):
+        if not ds:
+            continue
+        if room < _min_charge_kwh(store, ds, float(dt_h[k])):
+            out[k] = True
+        else:
+            room -= sum(d.ice_max_kw for d in ds) * store.charge_eff * float(dt_h[k])
+    return out
+
+
 def _min_charge_kwh(store: IceStore, makers: Sequence[DualChiller], dt_h: float) -> float:
     """Ice that makers in ice mode put into the store in a step at their minimum load:
     less room than this and ice-making would overfill it."""
@@ -329,16 +346,10 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
             # no ice mode where the store has no room for it: a maker staged there would be
             # stopped by the full-store rule (_finish) and then serve nothing, while the
             # cooling staging below counted it as busy
-            room = st.usable_frac * st.capacity_kwh - ice_kwh.get(st.name, 0.0)
-            for k in range(n):
-                making = [d for d in makers if staged[d.name][k] > 0]
-                if not making:
-                    continue
-                if room < _min_charge_kwh(st, making, float(dt_h[k])):
-                    for d in making:
-                        staged[d.name][k] = 0
-                else:
-                    room -= sum(d.ice_max_kw for d in making) * st.charge_eff * float(dt_h[k])
+            full = _no_room(st, [[d for d in makers if staged[d.name][k] > 0] for k in range(n)],
+                            dt_h, ice_kwh.get(st.name, 0.0))
+            for d in makers:
+                staged[d.name][full] = 0
         for d in makers:
             ice_mode[d.name] = staged[d.name] > 0
     if now_ts is not None and step_start_s is not None:
@@ -417,21 +428,12 @@ def _finish(plant: PlantModel, grid: StepGrid, now_ts: float, want: dict[str, ND
     # charge mode, so it cannot melt; with the chillers off for the melt, Park B's
     # cooling went unserved for three steps at the window's end (winter, 1 MW).
     for st in plant.ice_stores:
-        room = st.usable_frac * st.capacity_kwh - ice_kwh.get(st.name, 0.0)
         makers = [d for d in plant.dual_chillers if d.ice_store == st.name and d.name in modes]
-        per_step = sum(d.ice_max_kw for d in makers) * st.charge_eff * grid.dt_h
-        for k in range(n):
-            making = [d for d in makers if modes[d.name][k] == 2]
-            if not making:
-                continue
-            if charge_ok[st.name][k] <= 0.0:
-                for d in making:
-                    modes[d.name][k] = 0
-                continue
-            if room < _min_charge_kwh(st, making, grid.dt_h[k]):
-                for d in making:
-                    modes[d.name][k] = 0
-            else:
-                room -= per_step[k]
+        for d in makers:
+            modes[d.name][(modes[d.name] == 2) & (np.asarray(charge_ok[st.name]) <= 0.0)] = 0
+        full = _no_room(st, [[d for d in makers if modes[d.name][k] == 2] for k in range(n)],
+                        grid.dt_h, ice_kwh.get(st.name, 0.0))
+        for d in makers:
+            modes[d.name][full & (modes[d.name] == 2)] = 0
     units = frozenset(u for u, m in modes.items() if m.any())
     return Commitment(modes, melt_ok, charge_ok, units)
