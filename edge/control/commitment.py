@@ -116,10 +116,15 @@ def min_up_down(want: NDArray[np.int64], status: UnitStatus, now_ts: float, step
 
 def fill_gaps(want: NDArray[np.int64], mode_now: int, step_start_s: Vec,
               min_down_h: float) -> NDArray[np.int64]:
-    """Bridge off-gaps shorter than the minimum down time when the same mode resumes after.
+    """Bridge off-gaps shorter than the minimum down time when the unit runs again after.
 
     Stopping for a gap the unit could not restart from would leave the load
-    unserved when it comes back; staying on through it is the cheaper error.
+    unserved when it comes back; staying on through it is the cheaper error. When
+    the same mode resumes, the gap keeps it; when another one follows (a dual
+    chiller from ice to cooling), the gap starts the next mode early: a mode
+    change counts as a stop and a start, so going straight over needs no down
+    time, and the gap in between would have kept the unit off when it is wanted
+    (Park B, end of the charge window: 2.3 MW of cooling planned unserved).
     """
     out = want.copy()
     n = len(out)
@@ -134,8 +139,8 @@ def fill_gaps(want: NDArray[np.int64], mode_now: int, step_start_s: Vec,
         while end < n and out[end] == 0:
             end += 1
         t_end = step_start_s[end] if end < n else np.inf
-        if end < n and out[end] == prev and (t_end - step_start_s[k]) / 3600.0 < min_down_h:
-            out[k:end] = prev
+        if end < n and (t_end - step_start_s[k]) / 3600.0 < min_down_h:
+            out[k:end] = out[end]
         k = end
     return out
 

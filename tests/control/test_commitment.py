@@ -109,7 +109,12 @@ def test_short_off_gaps_are_bridged() -> None:
     out = fill_gaps(want, 1, np.arange(12) * 900.0, 1.0)
     assert list(out) == [1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1]    # 30 min gap bridged, 90 not
     assert list(fill_gaps(np.array([0, 1]), 1, np.arange(2) * 900.0, 1.0)) == [1, 1]
-    assert list(fill_gaps(np.array([0, 2]), 1, np.arange(2) * 900.0, 1.0)) == [0, 2]
+    # another mode after a short gap starts early: cooling -> ice goes straight over
+    # (a mode change is a stop and a start; the gap would have needed the down time)
+    assert list(fill_gaps(np.array([0, 2]), 1, np.arange(2) * 900.0, 1.0)) == [2, 2]
+    assert list(fill_gaps(np.array([2, 0, 1, 1]), 2, np.arange(4) * 900.0, 1.0)) == [2, 1, 1, 1]
+    # a long gap stays
+    assert list(fill_gaps(np.array([2, 0, 0, 0, 0, 1]), 2, np.arange(6) * 900.0, 1.0)) == [2, 0, 0, 0, 0, 1]
 
 
 def _relaxed_commit(park: Park, relaxed: dict[str, np.ndarray], status: dict[str, UnitStatus] | None = None,
