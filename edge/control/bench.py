@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from edge.control.commitment import commit, ice_windows
-from edge.control.controller import ControllerState, _inputs, _relaxed, _tick_data
+from edge.control.commitment import ice_windows
+from edge.control.controller import ControllerState, _commitment, _inputs, _relaxed, _tick_data
 from edge.control.qp import QpModel, Vec
 from edge.control.scenario import T0, park
 
@@ -84,11 +84,7 @@ def _sequence(name: str, ticks: int, layout: tuple[tuple[float, int], ...] | str
         t0 = time.perf_counter()
         relaxed = _relaxed(state, inp, t, windows)
         relax_ms.append((time.perf_counter() - t0) * 1e3)
-        cm = commit(pk.plant, grid, t, heat_kw=inp.heat_kw, cooling_kw=inp.cooling_kw,
-                    elec_net_kw=inp.elec_kw - sum(inp.renewable_kw.values(), np.zeros(grid.n)),
-                    price_import=inp.price_import, gas_cny_per_m3=inp.gas,
-                    carbon_cny_per_t=inp.carbon, ice_kwh=inp.ice_kwh, status=status,
-                    relaxed_kw=relaxed, windows=windows, firm_h=pk.config.firm_h)
+        cm = _commitment(pk.config, grid, inp, t, status, relaxed, windows)
         status = cm.status_after_first(t, status)
         td = _tick_data(pk.config, inp, cm, {})
         model = models.get(cm.units)

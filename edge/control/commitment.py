@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -180,8 +180,7 @@ def commit(plant: PlantModel, grid: StepGrid, now_ts: float, *, heat_kw: Vec, co
     want: dict[str, NDArray[np.int64]] = {}
     charge_ok, melt_ok = windows if windows is not None else ice_windows(plant, grid, now_ts)
     if relaxed_kw is not None:
-        want = _round_relaxed(plant, relaxed_kw, status, charge_ok, n, reserve_frac, ice_kwh,
-                              grid.dt_h, now_ts, grid.start_h * 3600.0)
+        want = _round_relaxed(plant, relaxed_kw, status, charge_ok, grid, now_ts, reserve_frac, ice_kwh)
         return _firm(plant, grid, firm_h, _finish(plant, grid, now_ts, want, status, plan_modes,
                                                   ice_kwh, charge_ok, melt_ok))
 
@@ -264,18 +263,17 @@ def _firm(plant: PlantModel, grid: StepGrid, firm_h: float | None, cm: Commitmen
 
     On/off far ahead is decided again by the ticks that come nearer to it, so the
     dispatch may use any unit there. Holding it to the rounding made the horizon's
-    last hours short of chillers on Park B (the rounded schedule and the dispatch's ice
-    did not match), cooling went unserved there at 5 CNY/kWh, and that shortage priced
-    ice now at twice its worth: the plan rationed ice through today's peaks, and OSQP
-    needed up to its 4,000-iteration cap on those ticks (docs/control.md).
+    last hours short of chillers on Park B, cooling went unserved there at 5 CNY/kWh,
+    and that shortage raised the value of ice now: the plan rationed ice through
+    today's peaks, and OSQP needed up to its 4,000-iteration cap on those ticks
+    (docs/control.md).
     """
     if firm_h is None:
         return cm
     k = max(1, int(np.searchsorted(grid.start_h, firm_h - 1e-9)))
     if k >= grid.n:
         return cm
-    return Commitment(cm.mode, cm.melt_ok, cm.charge_ok,
-                      cm.units | frozenset(u.name for u in plant.switched), k)
+    return replace(cm, units=cm.units | frozenset(u.name for u in plant.switched), firm_steps=k)
 
 
 def ice_windows(plant: PlantModel, grid: StepGrid, now_ts: float) -> tuple[dict[str, Vec], dict[str, Vec]]:
@@ -314,16 +312,15 @@ def _stage_by(need_kw: Vec, units: list[tuple[str, float, float]], free: Mapping
 
 
 def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str, UnitStatus],
-                   charge_ok: Mapping[str, Vec], n: int, reserve: float,
-                   ice_kwh: Mapping[str, float] | None = None,
-                   dt_h: Vec | None = None, now_ts: float | None = None,
-                   step_start_s: Vec | None = None) -> dict[str, NDArray[np.int64]]:
+                   charge_ok: Mapping[str, Vec], grid: StepGrid, now_ts: float, reserve: float,
+                   ice_kwh: Mapping[str, float]) -> dict[str, NDArray[np.int64]]:
     """Whole units for the relaxation's totals per kind; running units first, then by merit.
 
     ``x`` may carry ice stores' ``*.melt`` (kW) and ``*.e`` (kWh at each step's end): melt
     the store cannot release at its level (``release_frac_per_h``, which the QP bounds at
     step 0 only) is added to what the chillers must carry.
     """
+    n = grid.n
     zero = np.zeros(n)
     want: dict[str, NDArray[np.int64]] = {}
 
@@ -347,31 +344,29 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
         floor_kw = 0.5 * min((d.min_load_frac * d.ice_max_kw for d in makers), default=0.0)
         staged = _stage_by(need, [(d.name, d.ice_max_kw, d.min_load_frac * d.ice_max_kw) for d in makers],
                            {d.name: window for d in makers}, min_kw=max(floor_kw, TRACE_KW))
-        if ice_kwh is not None and dt_h is not None:
-            # no ice mode where the store has no room for it: a maker staged there would be
-            # stopped by the full-store rule (_finish) and then serve nothing, while the
-            # cooling staging below counted it as busy
-            full = _no_room(st, [[d for d in makers if staged[d.name][k] > 0] for k in range(n)],
-                            dt_h, ice_kwh.get(st.name, 0.0))
-            for d in makers:
-                staged[d.name][full] = 0
+        # no ice mode where the store has no room for it: a maker staged there would be
+        # stopped by the full-store rule (_finish) and then serve nothing, while the
+        # cooling staging below counted it as busy
+        full = _no_room(st, [[d for d in makers if staged[d.name][k] > 0] for k in range(n)],
+                        grid.dt_h, ice_kwh.get(st.name, 0.0))
+        for d in makers:
+            staged[d.name][full] = 0
         for d in makers:
             ice_mode[d.name] = staged[d.name] > 0
-    if now_ts is not None and step_start_s is not None:
-        # a maker its minimum run holds in ice mode cannot cool meanwhile, whatever the
-        # rounding wants of it (min_up_down keeps it there): counted as free for cooling,
-        # it left Park B's 2.8 MW morning load with no chiller at the window's end
-        for d in plant.dual_chillers:
-            now = status.get(d.name)
-            if now is not None and now.mode == 2:
-                held = (now_ts + step_start_s - now.since_ts) / 3600.0 < d.min_up_h - 1e-9
-                ice_mode[d.name] = ice_mode[d.name] | held
+    # a maker its minimum run holds in ice mode cannot cool meanwhile, whatever the
+    # rounding wants of it (min_up_down keeps it there): counted as free for cooling,
+    # it left Park B's 2.8 MW morning load with no chiller at the window's end
+    for d in plant.dual_chillers:
+        now = status.get(d.name)
+        if now is not None and now.mode == 2:
+            held = (now_ts + grid.start_h * 3600.0 - now.since_ts) / 3600.0 < d.min_up_h - 1e-9
+            ice_mode[d.name] = ice_mode[d.name] | held
     # chillers in cooling mode for the chillers' cooling, with reserve
     chillers: list[tuple[str, float, float, float]] = [
         (c.name, c.cool_max_kw, c.cop, c.min_load_frac * c.cool_max_kw) for c in plant.electric_chillers]
     chillers += [(d.name, d.cool_max_kw, d.cop_cool, d.min_load_frac * d.cool_max_kw) for d in plant.dual_chillers]
     chillers.sort(key=lambda c: (running_first(c[0]), -c[2], -c[1], c[0]))
-    need = (total([c[0] for c in chillers], "c") + _melt_short(plant, x, ice_kwh or {}, n)) \
+    need = (total([c[0] for c in chillers], "c") + _melt_short(plant, x, ice_kwh, n)) \
         * (1.0 + reserve)
     free = {c[0]: ~ice_mode.get(c[0], np.zeros(n, bool)) for c in chillers}
     for name, on in _stage_by(need, [(c[0], c[1], c[3]) for c in chillers], free, min_kw=TRACE_KW).items():

@@ -33,7 +33,7 @@ from edge.control.points import (
 from edge.control.project import FirstStep, project_first
 from edge.control.qp import E_MWH, GRADED, QpModel, StepGrid, TickData, Vec, make_grid
 from edge.control.safety import Clamp, PointLimit, clamp, plant_limits
-from edge.control.step0 import CARRY_HALF_LIFE_H, carried, corrected
+from edge.control.step0 import CARRY_HALF_LIFE_H, corrected_series
 from edge.model import Snapshot
 
 __all__ = ["ControllerConfig", "ControllerState", "Decision", "Reason", "SolveStats", "decide",
@@ -230,11 +230,8 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         # it displaced was spilled
         now = _read(snap, r.avail_point, cfg.stale_after_s) if r.avail_point else None
         fc0[r.name] = float(ren[r.name][0])
-        ren[r.name][0] = min(corrected(fc0[r.name], now if now is not None and now >= 0 else None,
-                                       prev0.get(r.name)), r.p_rated_kw)
-        if r.name in prev0:
-            ren[r.name] = carried(ren[r.name], float(ren[r.name][0]) - fc0[r.name], grid, half_h,
-                                  max_kw=r.p_rated_kw)
+        ren[r.name] = corrected_series(ren[r.name], now if now is not None and now >= 0 else None,
+                                       prev0.get(r.name), grid, half_h, max_kw=r.p_rated_kw)
     elec = np.zeros(grid.n)
     shed: dict[str, Vec] = {}
     for ld in p.loads:
@@ -249,22 +246,19 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
             if frac is not None and 0.0 <= frac < 1.0:
                 now /= 1.0 - frac
         fc0[ld.name] = float(f[0])
-        f[0] = corrected(float(f[0]), now, prev0.get(ld.name))
-        if ld.name in prev0 and now is not None:
-            f = carried(f, float(f[0]) - fc0[ld.name], grid, half_h)
+        f = corrected_series(f, now, prev0.get(ld.name), grid, half_h)
         elec += f
         if ld.interruptible_frac > 0:
             shed[ld.name] = ld.interruptible_frac * f
-    heat, cool = fs(fc.heat_kw), fs(fc.cooling_kw)
-    for kind, arr in (("heat", heat), ("cooling", cool)):
+    thermal: dict[str, Vec] = {}
+    for kind, arr in (("heat", fs(fc.heat_kw)), ("cooling", fs(fc.cooling_kw))):
         vals = [_read(snap, ld.p_point, cfg.stale_after_s) for ld in p.loads
                 if ld.kind == kind and ld.p_point]
         fc0[kind] = float(arr[0])
         measured = (sum(v for v in vals if v is not None)
                     if vals and all(v is not None for v in vals) else None)
-        arr[0] = corrected(float(arr[0]), measured, prev0.get(kind))
-        if kind in prev0 and measured is not None:
-            arr[:] = carried(arr, float(arr[0]) - fc0[kind], grid, half_h)
+        thermal[kind] = corrected_series(arr, measured, prev0.get(kind), grid, half_h)
+    heat, cool = thermal["heat"], thermal["cooling"]
     return _Inputs(soc, ice, hs, missing, grid.coarsen(imp), grid.coarsen(exp), grid.coarsen(co2),
                    gas, carbon, diesel, ren, elec, shed, heat, cool, target, modes, plan_id, fc0)
 
@@ -399,6 +393,19 @@ def _relaxed(state: ControllerState, inp: _Inputs, t: float,
     return out
 
 
+def _commitment(cfg: ControllerConfig, grid: StepGrid, inp: _Inputs, t: float,
+                status: Mapping[str, UnitStatus], relaxed: Mapping[str, Vec] | None,
+                windows: tuple[dict[str, Vec], dict[str, Vec]]) -> Commitment:
+    """This tick's commitment from its inputs and the relaxation (``_relaxed``; None: the
+    merit heuristics). The QP benchmark calls it too, so that it commits as ``decide`` does."""
+    return commit(cfg.plant, grid, t, heat_kw=inp.heat_kw, cooling_kw=inp.cooling_kw,
+                  elec_net_kw=inp.elec_kw - sum(inp.renewable_kw.values(), np.zeros(grid.n)),
+                  price_import=inp.price_import, gas_cny_per_m3=inp.gas,
+                  carbon_cny_per_t=inp.carbon, ice_kwh=inp.ice_kwh, status=status,
+                  plan_modes=inp.plan_modes, relaxed_kw=relaxed, windows=windows,
+                  firm_h=cfg.firm_h)
+
+
 # --- the tick ----------------------------------------------------------------------------
 
 def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
@@ -411,11 +418,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
     fc_ok = forecast.start_ts <= t < forecast.start_ts + forecast.step_s * len(forecast.heat_kw)
     windows = ice_windows(p, grid, t)
     relaxed = None if inp.missing or not fc_ok else _relaxed(state, inp, t, windows)
-    cm = commit(p, grid, t, heat_kw=inp.heat_kw, cooling_kw=inp.cooling_kw,
-                elec_net_kw=inp.elec_kw - sum(inp.renewable_kw.values(), np.zeros(grid.n)),
-                price_import=inp.price_import, gas_cny_per_m3=inp.gas,
-                carbon_cny_per_t=inp.carbon, ice_kwh=inp.ice_kwh, status=state.status,
-                plan_modes=inp.plan_modes, relaxed_kw=relaxed, windows=windows, firm_h=cfg.firm_h)
+    cm = _commitment(cfg, grid, inp, t, state.status, relaxed, windows)
     td = _tick_data(cfg, inp, cm, _prev_kw(p, state.last_setpoints))
     detail = ""
     if inp.missing or not fc_ok:
