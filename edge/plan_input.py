@@ -48,4 +48,5 @@ def control_plan(vp: ValidatedPlan, site_objective: Objective, *, diesel_cny_per
         diesel_cny_per_l=diesel_cny_per_l, valid_until_ts=vp.valid_until_s, grid_p_target_kw=target,
         commitments={u: np.asarray(on, dtype=float) for u, on in vp.commitments.items()},
         objective=objective,
+        weather={k: np.asarray(v, dtype=float) for k, v in vp.weather.items()},
     )

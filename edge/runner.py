@@ -202,14 +202,17 @@ class ControlRunner:
 
     # ------------------------------------------------------------------ forecasts
 
-    def _refresh_forecast(self, snap: Snapshot) -> Forecast:
+    def _refresh_forecast(self, snap: Snapshot, plan: Plan | None = None) -> Forecast:
         step = math.floor(snap.ts / STEP_S)
         if self.forecast is None or self.forecast.start_ts != step * STEP_S:
             t0 = time.perf_counter()
             self._p50 = {}
             self.forecast_sources = {}
             if self.forecaster is not None:
-                fc = self.forecaster.refresh(step, self.history.arrays(), None)
+                # the plan's weather over the day ahead; a model whose keys it lacks runs
+                # its no-weather variant or stands down for its baseline, and says so
+                weather = plan.weather_ahead(step * STEP_S, STEP_S, 96) if plan is not None else None
+                fc = self.forecaster.refresh(step, self.history.arrays(), weather or None)
                 for t, tf in fc.targets.items():
                     self._p50[t] = np.asarray(tf.p50_kw, dtype=np.float64)
                     self.forecast_sources[t] = tf.source
@@ -297,8 +300,8 @@ class ControlRunner:
                     "decide_ms": round((time.perf_counter() - t0) * 1e3, 3)}
             self.last_info = held
             return {}, held
-        fc = self._refresh_forecast(snap)
         plan = self.plan_provider() if self.plan_provider is not None else None
+        fc = self._refresh_forecast(snap, plan)
         t1 = time.perf_counter()
         dec, self.state = decide(snap, fc, plan, self.state)
         ms = (time.perf_counter() - t1) * 1e3

@@ -2,7 +2,7 @@
 
 PV and wind "actuals" are not metered: they are modelled from measured
 weather through stated physical models (pvlib PVWatts for 8.5 MWp, a
-windpowerlib power curve for 3 x 2.5 MW); hourly and 30-min data are brought
+windpowerlib power curve of Park A's 3 x 2.5 MW farm); hourly and 30-min data are brought
 to 15 min by linear interpolation between interval midpoints. The parks'
 loads (Park A's heating, cooling, data centre, office, hospital and their
 electric total; Park B's buildings, heating and cooling) have one definition,
@@ -38,9 +38,13 @@ CL_LAT, CL_LON, CL_UTC_OFFSET_H = 30.0, -90.0, -6
 CL_START_UTC = dt.datetime(2014, 1, 1, 6, tzinfo=dt.UTC)  # a year whose 1 Jan is a Wednesday
 NSRDB_LAT, NSRDB_LON = 40.5, -108.5
 
+# the wind speed forecast a plan carries: the evaluation harness's error model
+# (parksim/evaluate/weather.py: sigma(L) = 0.10 + 0.20 L/24, multiplicative, AR(1) 0.8 per hour),
+# drawn with a seed of its own
+WIND_SIGMA0, WIND_SIGMA_PER_24H, WIND_RHO_PER_H = 0.10, 0.20, 0.8
+WIND_FC_SEED = 4111
 PV_KWP = 8500.0
 PV_ILR = 1.15  # DC/AC ratio
-WIND_KW = 3 * 2500.0
 
 
 @dataclass
@@ -176,29 +180,66 @@ def pv_series() -> Series:
 # ---------------------------------------------------------------- wind
 
 def wind_series() -> Series:
-    from windpowerlib import WindTurbine
-    from windpowerlib.power_output import power_curve
-    from windpowerlib.wind_speed import hellman
+    """Park A's wind farm (the simulator's turbines, hub and height law) on the NSRDB wind."""
+    from parksim.physics.exogenous import WeatherSeries, wind_farm_kw
+    from parksim.physics.sites import spec_for
 
     n = pd.read_csv(NSRDB)
     v2 = _to_quarter(n["Wind Speed"].to_numpy(dtype=float), 2)
-    hub = 110.0
-    v_hub = np.asarray(hellman(pd.Series(v2), 2.0, hub, hellman_exponent=1 / 7), dtype=float)
-    t = WindTurbine(hub_height=hub, turbine_type="GE120/2500")
-    pc = t.power_curve
-    p_w = power_curve(pd.Series(v_hub), pc["wind_speed"], pc["value"], density_correction=False)
-    y = np.clip(np.asarray(p_w, dtype=float) / 1000.0 * 3 * 0.95, 0, WIND_KW)
+    spec = spec_for("park-a")
+    zeros = np.zeros_like(v2)
+    p_kw, _ = wind_farm_kw(WeatherSeries(zeros, zeros, zeros, zeros, zeros, v2, False),
+                           turbine_type=spec.wind_turbine, count=spec.wind_count,
+                           hub_height_m=spec.wind_hub_height_m, ref_height_m=spec.wind_ref_height_m,
+                           roughness_m=spec.wind_roughness_m)
+    rated = 2500.0 * spec.wind_count
+    y = np.clip(np.asarray(p_kw, dtype=float), 0, rated)
     first = int(dt.datetime(2017, 1, 1, 7, tzinfo=dt.UTC).timestamp()) // STEP_S  # MST
     ctx = context_for_utc(first, len(y), ZoneInfo("America/Denver"), "US", NSRDB_LAT, NSRDB_LON)
     return Series(
-        "wind", y, ctx, WIND_KW, {}, {"latitude": NSRDB_LAT, "longitude": NSRDB_LON,
-                                     "tz": "America/Denver"},
+        "wind", y, ctx, rated, {"wind_m_s": _wind_forecasts(v2, WIND_FC_SEED)},
+        {"latitude": NSRDB_LAT, "longitude": NSRDB_LON, "tz": "America/Denver"},
         {"source": "NSRDB PSM3 2017, 30 min, about 40.5 N 108.5 W (measured-satellite wind speed)",
-         "model": "modelled, not metered: wind speed taken as 2 m, Hellmann exponent 1/7 to a "
-                  "110 m hub, windpowerlib power curve of the GE 2.5-120 (2.5 MW, cut-in 3 m/s), "
-                  "3 turbines, 5 % wake and availability losses, no density correction",
-         "resampling": "30 min to 15 min (wind speed, linear) before the power curve"},
+         "model": f"modelled, not metered: Park A's wind farm as the simulator has it "
+                  f"(parksim.physics.exogenous.wind_farm_kw, sites.spec_for('park-a')): the "
+                  f"speed taken at {spec.wind_ref_height_m:g} m, log law (roughness "
+                  f"{spec.wind_roughness_m:g} m) to a {spec.wind_hub_height_m:g} m hub, "
+                  f"windpowerlib's {spec.wind_turbine} power curve, {spec.wind_count} turbines, "
+                  f"no wake or electrical losses. The park's weather is this NSRDB year moved "
+                  f"to Shanghai's solar time, so the evaluation windows are days of the "
+                  f"training year",
+         "resampling": "30 min to 15 min (wind speed, linear) before the power curve",
+         "weather_forecast": "the plan's wind speed (m/s, the measured 2 m speed the power is "
+                             "modelled from) with the evaluation harness's error model: "
+                             "v x (1 + (0.10 + 0.20 L/24) z), z AR(1) 0.8 per hour, floored at 0; "
+                             "synthetic, as NSRDB has no forecasts"},
     )
+
+
+def wind_history_series() -> Series:
+    """The wind target for the model that needs no weather forecast (history only)."""
+    s = wind_series()
+    return Series("wind_history", s.y_kw, s.ctx, s.scale_kw, {}, s.location,
+                  {k: v for k, v in s.description.items() if k != "weather_forecast"})
+
+
+def _wind_forecasts(v: np.ndarray, seed: int) -> dict[int, np.ndarray]:
+    """Forecast wind speed per target step for the 6, 12 and 24 h issue leads."""
+    return {lead: np.maximum(v * (1.0 + (WIND_SIGMA0 + WIND_SIGMA_PER_24H * lead / 24.0) * z), 0.0)
+            for lead, z in _lead_errors(len(v), seed, WIND_RHO_PER_H).items()}
+
+
+def _lead_errors(n: int, seed: int, rho_per_h: float) -> dict[int, np.ndarray]:
+    """Per issue lead (6, 12, 24 h), a standard normal AR(1) error sequence of ``n`` steps
+    (correlation ``rho_per_h`` per hour), as the evaluation harness draws its errors."""
+    from scipy.signal import lfilter
+
+    phi = rho_per_h ** (STEP_S / 3600.0)
+    out = {}
+    for lead in (6, 12, 24):
+        e = np.random.default_rng([seed, lead]).standard_normal(n)
+        out[lead] = lfilter([np.sqrt(1.0 - phi * phi)], [1.0, -phi], e)
+    return out
 
 
 # ---------------------------------------------------------------- the parks' loads (the simulator's)
@@ -259,15 +300,8 @@ def park_actuals(site: str, seed: int, first_step: int, n: int) -> dict[str, np.
 
 def _temp_forecasts(temp: np.ndarray, seed: int) -> dict[int, np.ndarray]:
     """Forecast temperature per target step for the 6, 12 and 24 h issue leads."""
-    from scipy.signal import lfilter
-
-    phi = TEMP_RHO_PER_H ** (STEP_S / 3600.0)
-    out = {}
-    for lead in (6, 12, 24):
-        e = np.random.default_rng([seed, lead]).standard_normal(len(temp))
-        z = lfilter([np.sqrt(1.0 - phi * phi)], [1.0, -phi], e)
-        out[lead] = temp + (TEMP_SIGMA0_C + TEMP_SIGMA_PER_24H_C * lead / 24.0) * z
-    return out
+    return {lead: temp + (TEMP_SIGMA0_C + TEMP_SIGMA_PER_24H_C * lead / 24.0) * z
+            for lead, z in _lead_errors(len(temp), seed, TEMP_RHO_PER_H).items()}
 
 
 @dataclass(frozen=True)
@@ -373,6 +407,7 @@ _LOADERS: dict[str, Callable[[], list[Series]]] = {
     "pv": lambda: [pv_series()],
     "pv_clearsky": lambda: [pv_clearsky_series()],
     "wind": lambda: [wind_series()],
+    "wind_history": lambda: [wind_history_series()],
     "cooling": park_load_series,
     "heating": park_load_series,
     "data_centre": park_load_series,

@@ -90,7 +90,9 @@ FEATURES: dict[str, list[str]] = {
     # PV without the plan's weather: clear sky and the target's own history only
     "pv_clearsky": ["lead_h", "hour_sin", "hour_cos", "cos_zenith", "pcs", "y_last", "y_1h",
                     "y_mean24", "y_day", "k_day", "k_recent"],
-    "wind": ["lead_h", "hour_sin", "hour_cos", "y_last", "y_1h", "y_mean24", "y_day"],
+    # wind: the plan's wind speed forecast; wind_history: without it (history only)
+    "wind": ["lead_h", "hour_sin", "hour_cos", "y_last", "y_1h", "y_mean24", "y_day", "fc_wind_m_s"],
+    "wind_history": ["lead_h", "hour_sin", "hour_cos", "y_last", "y_1h", "y_mean24", "y_day"],
     "cooling": _CAL + _HIST + ["fc_temp_c"],
     "heating": _CAL + _HIST + ["fc_temp_c"],
     "data_centre": _CAL + _HIST + ["fc_temp_c"],
@@ -103,7 +105,7 @@ FEATURES: dict[str, list[str]] = {
     "park_b_cooling": _CAL + _HIST + ["fc_temp_c"],
 }
 TARGETS = tuple(FEATURES)
-GENERATION = {"pv", "pv_clearsky", "wind"}
+GENERATION = {"pv", "pv_clearsky", "wind", "wind_history"}
 THERMAL = {"heating", "cooling", "park_b_heating", "park_b_cooling"}
 SOLAR = {"pv", "pv_clearsky"}
 

@@ -69,6 +69,17 @@ class Plan:
     # per committable unit: 0 off, 1 on (dual-mode chillers: 1 cooling, 2 ice); NaN = free
     commitments: Mapping[str, Vec] = field(default_factory=dict)
     objective: Objective | None = None
+    # the plan's weather forecast per step (``ghi_w_m2`` W/m², ``temp_c`` degC, ``wind_m_s``):
+    # what the forecasters take (``weather_ahead``); control itself does not read it
+    weather: Mapping[str, Vec] = field(default_factory=dict)
+
+    def weather_ahead(self, start_ts: float, step_s: float, n: int) -> dict[str, Vec]:
+        """The weather at the middle of ``n`` steps from ``start_ts``, per key, for the keys
+        whose series covers every one of them (a partial series would be extrapolated)."""
+        mids = start_ts + (np.arange(n) + 0.5) * step_s
+        return {k: sample(np.asarray(v, dtype=float), self.start_ts, self.step_s, mids)
+                for k, v in self.weather.items()
+                if len(v) and covered(self.start_ts, self.step_s, len(v), mids).all()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,8 +46,8 @@ _K_MISSING = -1.0
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
-# Per-row weather forecast keys the plan supplies (W/m², °C).
-WEATHER_KEYS = ("ghi_w_m2", "temp_c")
+# Per-row weather forecast keys the plan supplies (W/m², °C, m/s).
+WEATHER_KEYS = ("ghi_w_m2", "temp_c", "wind_m_s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +176,7 @@ def feature_rows(
         "fc_ghi": lambda: wx("ghi_w_m2") / 1000.0,
         "fc_k": fc_k,
         "fc_temp_c": lambda: wx("temp_c"),
+        "fc_wind_m_s": lambda: wx("wind_m_s"),
     }
     out = np.empty((len(s), len(names)), dtype=np.float32)
     for j, name in enumerate(names):
@@ -187,10 +188,11 @@ FEATURES: frozenset[str] = frozenset(
     {
         "lead_h", "hour_sin", "hour_cos", "weekday", "holiday", "day_off", "day_off_yday",
         "y_last", "y_1h", "y_mean24", "y_day", "y_week", "cos_zenith", "pcs", "k_day",
-        "k_recent", "fc_ghi", "fc_k", "fc_temp_c",
+        "k_recent", "fc_ghi", "fc_k", "fc_temp_c", "fc_wind_m_s",
     }
 )
-WEATHER_OF: dict[str, str] = {"fc_ghi": "ghi_w_m2", "fc_k": "ghi_w_m2", "fc_temp_c": "temp_c"}
+WEATHER_OF: dict[str, str] = {"fc_ghi": "ghi_w_m2", "fc_k": "ghi_w_m2", "fc_temp_c": "temp_c",
+                              "fc_wind_m_s": "wind_m_s"}
 BASELINES = ("yesterday", "last_week", "last_value", "clear_sky_yesterday")
 
 

@@ -46,7 +46,7 @@ _GENERATION = frozenset({"pv", "wind"})
 # Used when a model's card is missing too; otherwise the card's validated choice.
 _DEFAULT_BASELINE = {"pv": "clear_sky_yesterday", "wind": "last_value"}
 # A model that needs no weather forecast, used when the target's own model lacks it.
-_NO_WEATHER_VARIANT = {"pv": "pv_clearsky"}
+_NO_WEATHER_VARIANT = {"pv": "pv_clearsky", "wind": "wind_history"}
 _SKILL_STEPS = 7 * DAY
 # The skill guard: a model whose live nMAE is above GUARD_OFF x its baseline's, over at
 # least GUARD_MIN_STEPS realised steps of the last week, stands down for the baseline;

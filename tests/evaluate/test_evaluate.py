@@ -141,6 +141,21 @@ def test_mpc_forecasts_each_load_with_its_sites_model(runs: Any) -> None:
         assert fb[t]["samples"] > 0 and math.isfinite(fb[t]["model_nmae"]) and fb[t]["norm"] == "mean"
 
 
+def test_ticks_per_step_decides_every_tick_and_books_the_forecasters_once_a_step(tmp_path: Path) -> None:
+    one = evaluate("park-a", "mpc", 0.25, start=START, seed=1)
+    trace = tmp_path / "t3.csv"
+    three = evaluate("park-a", "mpc", 0.25, start=START, seed=1, trace=trace, ticks_per_step=3)
+    rows = _rows(trace)
+    assert len(rows) == 3 * 24 and {_f(r, "dt_s") for r in rows} == {300.0}
+    assert three["violations"] == 0
+    assert sum(three["reasons"].values()) == 3 * sum(one["reasons"].values())
+    # the forecasters see one 15-min mean a step, whatever the tick
+    assert {t: v["samples"] for t, v in three["forecast"].items()} == \
+        {t: v["samples"] for t, v in one["forecast"].items()}
+    with pytest.raises(ValueError, match="ticks_per_step"):
+        evaluate("park-a", "rules", 0.25, start=START, ticks_per_step=0)
+
+
 @pytest.mark.parametrize("controller", ("rules", "mpc"))
 def test_same_seed_same_run(controller: str) -> None:
     def strip(k: dict[str, Any]) -> dict[str, Any]:

@@ -196,6 +196,29 @@ def test_pv_without_plan_weather_uses_the_clear_sky_variant(model_dir: Path) -> 
     assert fc.update(T0 + STEP_S, {"pv": pv}, wx).targets["pv"].source == "model"
 
 
+def test_wind_follows_the_plan_wind_speed_and_falls_back_to_history_without_it(tmp_path: Path) -> None:
+    import shutil
+
+    from tests.forecast.conftest import SHIPPED
+
+    for t in ("wind", "wind_history"):
+        for ext in (".onnx", ".card.json"):
+            shutil.copy(SHIPPED / f"{t}{ext}", tmp_path)
+    fc = _forecaster(tmp_path, ("wind",))
+    rng = np.random.default_rng(3)
+    wind = np.clip(3000.0 + np.cumsum(rng.normal(0, 150, 9 * 96)), 0, 7500)
+    o = fc.update(T0, {"wind": wind}).targets["wind"]
+    assert o.source == "model:wind_history" and "wind_m_s" in o.reason
+    wx = {"ghi_w_m2": np.full(HORIZON, 300.0), "temp_c": np.full(HORIZON, 5.0)}
+    calm = fc.update(T0 + STEP_S, {"wind": wind}, {**wx, "wind_m_s": np.full(HORIZON, 1.0)})
+    gale = fc.update(T0 + 2 * STEP_S, {"wind": wind}, {**wx, "wind_m_s": np.full(HORIZON, 9.0)})
+    assert calm.targets["wind"].source == "model" == gale.targets["wind"].source
+    # the plan's speed moves the day ahead: 1 m/s at 2 m is below cut-in at the hub,
+    # 9 m/s (about 21 m/s at the hub) is the farm at its rating
+    assert calm.targets["wind"].p50_kw[48:].mean() < 1000.0
+    assert gale.targets["wind"].p50_kw[48:].mean() > 6000.0
+
+
 def test_skill_guard_benches_a_model_worse_than_its_baseline(model_dir: Path) -> None:
     """A load that repeats exactly week on week: last_week is exact, the model is not, so
     after a day of realised steps the model stands down (and is still scored)."""

@@ -27,6 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="mpc: the shipped ONNX models, the Forecaster's naive baselines only, or "
                         "the next day exactly as it will happen (a diagnostic)")
     p.add_argument("--warmup-days", type=int, default=7)
+    p.add_argument("--ticks-per-step", type=int, default=1,
+                   help="controller decisions per 15-min step, each on the tick just measured "
+                        "(the daemon ticks every second; 1 sees a change up to 15 min late)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     kpis = evaluate(args.site, args.controller, args.days, start=start, weather=args.weather,
                     trace=args.trace, seed=args.seed, pv_kwp=args.pv_kwp,
                     weather_error_scale=args.weather_error, forecasts=args.forecasts,
-                    warmup_days=args.warmup_days)
+                    warmup_days=args.warmup_days, ticks_per_step=args.ticks_per_step)
     if args.json:
         print(json.dumps(kpis))
     else:

@@ -249,7 +249,7 @@ class _Mpc:
         wf = ctx.weather_fc
         assert wf is not None
         k0 = round((t - wf["ts"][0] + STEP_S / 2) / STEP_S)
-        weather = {k: wf[k][k0:k0 + DAY_STEPS] for k in ("ghi_w_m2", "temp_c")}
+        weather = {k: wf[k][k0:k0 + DAY_STEPS] for k in ("ghi_w_m2", "temp_c", "wind_m_s")}
         t0 = time.perf_counter()
         out = self.fc.update(t, hist, weather)
         self.ms.append((time.perf_counter() - t0) * 1e3)
@@ -285,7 +285,7 @@ class _Mpc:
             y = actual[tg]                   # index: absolute step from the history's start
             base = _card(tg).get("fallback", {}).get("baseline", "last_week")
             lag = _NAIVE_LAG.get(base, 7 * DAY_STEPS)
-            em = en = ys = 0.0
+            em = en = ys = bias = 0.0
             cnt = 0
             for idx, p50 in self.issued[tg]:
                 k = np.arange(DAY_STEPS)
@@ -296,6 +296,7 @@ class _Mpc:
                 # lag >= a day >= the longest lead: the naive value is always known at issue
                 naive = y[s - lag] if lag > 1 else np.full(len(s), y[idx - 1])
                 em += float(np.abs(p50[k] - a).sum())
+                bias += float((p50[k] - a).sum())
                 en += float(np.abs(naive - a).sum())
                 ys += float(np.abs(a).sum())
                 cnt += len(s)
@@ -303,6 +304,7 @@ class _Mpc:
                 continue
             norm = (self.scale[tg] * float(_card(tg).get("scale_kw", 1.0))) if tg in ("pv", "wind") else ys / cnt
             out[tg] = {"model_nmae": round(em / cnt / norm, 4), "naive_nmae": round(en / cnt / norm, 4),
+                       "model_bias": round(bias / cnt / norm, 4),   # mean (forecast - actual)
                        "naive": base, "norm": "rated" if tg in ("pv", "wind") else "mean", "samples": cnt}
         return out
 
@@ -600,12 +602,18 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
              warmup_days: int = 7, pv_kwp: float | None = None, pv_ac_kw: float | None = None,
              weather_error_scale: float = 1.0, perfect_gap: float = 1e-4,
              perfect_time_limit_s: float = 300.0, site_file: str | None = None,
-             forecasts: str = "models") -> dict[str, Any]:
-    """Run ``controller`` on ``site`` for ``days`` from local midnight of ``start``; return the KPIs."""
+             forecasts: str = "models", ticks_per_step: int = 1) -> dict[str, Any]:
+    """Run ``controller`` on ``site`` for ``days`` from local midnight of ``start``; return the KPIs.
+
+    ``ticks_per_step``: how often per 15-min step the controller decides (and the physics
+    steps), each time on the measurements of the tick just past. The daemon ticks every
+    second; 1 here is a controller that sees a change up to 15 min late."""
     if controller not in CONTROLLERS:
         raise ValueError(f"controller {controller!r}: expected one of {', '.join(CONTROLLERS)}")
     if not days > 0:
         raise ValueError(f"days must be > 0, got {days}")
+    if not (isinstance(ticks_per_step, int) and 1 <= ticks_per_step <= 900):
+        raise ValueError(f"ticks_per_step must be an integer in [1, 900], got {ticks_per_step!r}")
     wall0 = time.perf_counter()
     start = start or date(2026, 7, 6)
     if pv_kwp is not None and pv_ac_kw is None:
@@ -659,36 +667,42 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
     qp_ms: list[float] = []
     reasons: dict[str, int] = {}
     pmins: list[float] = []
+    tick_s = STEP_S / ticks_per_step
     for k in range(n):
-        t = park.t_s
-        local = datetime.fromtimestamp(t, tz)
+        t_step = park.t_s
+        local = datetime.fromtimestamp(t_step, tz)
         if ctx.plan is None or (local.hour == 0 and local.minute == 0):
-            _issue_plan(ctx, t, seed, werr)
-        imp, exp, co2 = _prices(ctx, t, 1)
+            _issue_plan(ctx, t_step, seed, werr)
+        imp, exp, co2 = _prices(ctx, t_step, 1)
         pmins.append(float(imp[0]))
-        meas = park.measurements()
-        if controller == "perfect":
-            sp: Mapping[str, float] = perfect_sp[k]
-        else:
-            snap = _snapshot(ctx, t, meas)
-            if mpc is not None:
-                fc = mpc.forecast(t, first_idx + k)
-                t0 = time.perf_counter()
-                dec, state = decide(snap, fc, ctx.plan, state)
-                tick_ms.append((time.perf_counter() - t0) * 1e3)
-                if dec.solve is not None:
-                    qp_ms.append(dec.solve.solve_ms)
+        # the forecasters run once per step (their period), the controller every tick
+        fc = mpc.forecast(t_step, first_idx + k) if mpc is not None else None
+        step_flows: list[StepFlows] = []
+        for _tick in range(ticks_per_step):
+            t = park.t_s
+            meas = park.measurements()
+            if controller == "perfect":
+                sp: Mapping[str, float] = perfect_sp[k]
             else:
-                fc = _persistence(ctx, t, flows)
-                t0 = time.perf_counter()
-                dec, state = decide_rules(snap, fc, ctx.plan, state)
-                tick_ms.append((time.perf_counter() - t0) * 1e3)
-            reasons[dec.reason] = reasons.get(dec.reason, 0) + 1
-            sp = dec.setpoints
-        applied, refused = _apply(ctx, sp)
-        flows = park.step(STEP_S)
-        _record_history(ctx, flows)
-        rows.append(_book(ctx, bk, flows, float(imp[0]), float(exp[0]), float(co2[0]), refused, applied))
+                snap = _snapshot(ctx, t, meas)
+                if fc is not None:
+                    t0 = time.perf_counter()
+                    dec, state = decide(snap, fc, ctx.plan, state)
+                    tick_ms.append((time.perf_counter() - t0) * 1e3)
+                    if dec.solve is not None:
+                        qp_ms.append(dec.solve.solve_ms)
+                else:
+                    pfc = _persistence(ctx, t, flows)
+                    t0 = time.perf_counter()
+                    dec, state = decide_rules(snap, pfc, ctx.plan, state)
+                    tick_ms.append((time.perf_counter() - t0) * 1e3)
+                reasons[dec.reason] = reasons.get(dec.reason, 0) + 1
+                sp = dec.setpoints
+            applied, refused = _apply(ctx, sp)
+            flows = park.step(tick_s)
+            step_flows.append(flows)
+            rows.append(_book(ctx, bk, flows, float(imp[0]), float(exp[0]), float(co2[0]), refused, applied))
+        _record_history(ctx, t_step, _mean_loads(step_flows))
 
     levels1 = _storage_levels(park)
     pmin = min(pmins)
@@ -760,12 +774,23 @@ def _days(n: float) -> Any:
     return timedelta(days=n)
 
 
-def _record_history(ctx: _Ctx, f: StepFlows) -> None:
-    exo = ctx.park.exogenous_at(f.t_start_s + f.dt_s / 2)
+def _mean_loads(flows: list[StepFlows]) -> dict[str, float]:
+    """The loads' mean over a step's ticks (what a 15-min meter reading would say)."""
+    total = sum(f.dt_s for f in flows)
+    out: dict[str, float] = {}
+    for f in flows:
+        for k, v in f.loads_kw.items():
+            out[k] = out.get(k, 0.0) + v * f.dt_s / total
+    return out
+
+
+def _record_history(ctx: _Ctx, t_start_s: float, loads_kw: Mapping[str, float]) -> None:
+    """Book one step's measured history for the forecasters (one entry per 15-min step)."""
+    exo = ctx.park.exogenous_at(t_start_s + STEP_S / 2)
     h = ctx.history
     h["pv"].append(exo.pv_avail_kw)            # the inverters' available power
     h["wind"].append(exo.wind_avail_kw)
-    lk = f.loads_kw
+    lk = loads_kw
     h["office"].append(lk.get("office", lk.get("buildings", 0.0)))
     h["hospital"].append(lk.get("hospital", 0.0))
     # the data centre's demand before shedding: the meter plus what was switched off
@@ -774,7 +799,7 @@ def _record_history(ctx: _Ctx, f: StepFlows) -> None:
     h["cooling"].append(lk.get("cool", 0.0))
     for tgt, names in ctx.hist_of.items():
         h[tgt].append(sum(lk.get(n, 0.0) for n in names))
-    ctx.hist_ts.append(f.t_start_s)
+    ctx.hist_ts.append(t_start_s)
 
 
 def _tick_rules(ctx: _Ctx, state: ControllerState, flows: StepFlows | None
@@ -787,7 +812,7 @@ def _tick_rules(ctx: _Ctx, state: ControllerState, flows: StepFlows | None
     dec, state = decide_rules(snap, _persistence(ctx, t, flows), None, state)
     _apply(ctx, dec.setpoints)
     f = park.step(STEP_S)
-    _record_history(ctx, f)
+    _record_history(ctx, t, f.loads_kw)
     return f, state
 
 
