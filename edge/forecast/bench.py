@@ -28,7 +28,8 @@ def bench_inference(model_dir: Path | None = None, n: int = 300, *, timezone: st
     step = 1_790_000_000 // STEP_S
     rng = np.random.default_rng(0)
     hist = {t: 1000.0 + 100.0 * rng.random(HISTORY_STEPS + HORIZON) for t in TARGETS}
-    wx = {"ghi_w_m2": np.full(HORIZON, 400.0), "temp_c": np.full(HORIZON, 20.0)}
+    wx = {"ghi_w_m2": np.full(HORIZON, 400.0), "temp_c": np.full(HORIZON, 20.0),
+          "wind_m_s": np.full(HORIZON, 5.0)}
     fc.refresh(step, hist, wx)
     out: dict[str, Any] = {"models": {}}
 
