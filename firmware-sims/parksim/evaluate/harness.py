@@ -40,6 +40,7 @@ from ..physics import devices as dv
 from ..physics.park import Park, StepFlows
 from .perfect import PerfectInputs, solve_perfect
 from .site import EvalSite, load_eval_site
+from .weather import VARS as WEATHER_VARS
 from .weather import WeatherError, forecast_weather
 
 __all__ = ["CONTROLLERS", "evaluate"]
@@ -138,7 +139,6 @@ class _Ctx:
     # target -> the physics loads whose meters it is the sum of
     hist_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
     plan: Plan | None = None
-    weather_fc: dict[str, F64] | None = None
 
     def hist_last(self, target: str) -> float:
         h = self.history.get(target)
@@ -164,15 +164,17 @@ def _issue_plan(ctx: _Ctx, t: float, seed: int, werr: WeatherError) -> None:
     n = PLAN_H * 4
     imp, exp, co2 = _prices(ctx, t, n)
     tf = ctx.site.tariff
-    ctx.plan = Plan(f"eval-{int(t)}", t, STEP_S, imp, exp, co2, tf.gas_cny_per_m3, tf.carbon_cny_per_t,
-                    tf.diesel_cny_per_l, valid_until_ts=t + n * STEP_S)
     park = ctx.park
 
     def actual(ts: float) -> dict[str, float]:
         e = park.exogenous_at(ts)
         return {"ghi_w_m2": e.weather.ghi_w_m2, "temp_c": e.weather.temp_c, "wind_m_s": e.weather.wind_m_s}
 
-    ctx.weather_fc = forecast_weather(actual, t, STEP_S, n, seed, werr)
+    wf = forecast_weather(actual, t, STEP_S, n, seed, werr)
+    # the plan carries its weather forecast, as a cloud plan does (edge.plans, series.weather)
+    ctx.plan = Plan(f"eval-{int(t)}", t, STEP_S, imp, exp, co2, tf.gas_cny_per_m3, tf.carbon_cny_per_t,
+                    tf.diesel_cny_per_l, valid_until_ts=t + n * STEP_S,
+                    weather={k: wf[k] for k in WEATHER_VARS})
 
 
 def _snapshot(ctx: _Ctx, t: float, meas: Mapping[str, float]) -> Snapshot:
@@ -246,10 +248,8 @@ class _Mpc:
             return self._oracle(t)
         ctx = self.ctx
         hist = {tg: np.asarray(ctx.history[tg][-(8 * DAY_STEPS):]) / self.scale[tg] for tg in self.targets}
-        wf = ctx.weather_fc
-        assert wf is not None
-        k0 = round((t - wf["ts"][0] + STEP_S / 2) / STEP_S)
-        weather = {k: wf[k][k0:k0 + DAY_STEPS] for k in ("ghi_w_m2", "temp_c", "wind_m_s")}
+        assert ctx.plan is not None
+        weather = ctx.plan.weather_ahead(t, STEP_S, DAY_STEPS)      # as the daemon hands it over
         t0 = time.perf_counter()
         out = self.fc.update(t, hist, weather)
         self.ms.append((time.perf_counter() - t0) * 1e3)
