@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -155,6 +155,7 @@ class _Target:
     last_swap_error: str = ""
     inference_seconds: float = 0.0
     skill: _Skill = field(default_factory=_Skill)
+    site_scale_kw: float | None = None        # Forecaster(site_scale_kw=): overrides the card's
     interval: AdaptiveInterval | None = None  # the model's interval calibration, adapted live
     benched: bool = False                     # the skill guard has the baseline in force
 
@@ -171,16 +172,26 @@ class Forecaster:
         longitude: float,
         country: str = "CN",
         targets: Sequence[str] = TARGETS,
+        site_scale_kw: Mapping[str, float] | None = None,
     ) -> None:
+        """``site_scale_kw``: per target, this site's kW for the model's ``scale_kw`` (a PV
+        plant's or wind farm's AC rating, a load's peak). The model then runs on the site's
+        history over that scale and its output is scaled back by it, so a model trained on
+        another plant's size forecasts this one's. Default: the card's own scale."""
         self.model_dir = Path(model_dir)
+        scales = dict(site_scale_kw or {})
+        for name, kw in scales.items():
+            if not (math.isfinite(kw) and kw > 0):
+                raise ValueError(f"site_scale_kw.{name}: must be a positive kW, got {kw!r}")
         self.tz = ZoneInfo(timezone)
         self.country = country
         self.latitude = latitude
         self.longitude = longitude
         self._targets = {t: _Target(t, self.model_dir / f"{t}.onnx",
-                                    baseline=_DEFAULT_BASELINE.get(t, "last_week"))
+                                    baseline=_DEFAULT_BASELINE.get(t, "last_week"),
+                                    site_scale_kw=scales.get(t))
                          for t in targets}
-        self._variants = {t: _Target(v, self.model_dir / f"{v}.onnx")
+        self._variants = {t: _Target(v, self.model_dir / f"{v}.onnx", site_scale_kw=scales.get(t))
                           for t, v in _NO_WEATHER_VARIANT.items() if t in self._targets}
         self._step: int | None = None
         self._last: Forecast | None = None
@@ -215,6 +226,8 @@ class Forecaster:
             return
         if t.model is not None:
             t.swap_total += 1
+        if t.site_scale_kw is not None:
+            model = replace(model, scale_kw=t.site_scale_kw)
         t.model = model
         t.skill = _Skill()           # a new model is scored afresh
         t.benched = False
@@ -237,7 +250,7 @@ class Forecaster:
             fb = card["fallback"]
             t.baseline = str(fb["baseline"])
             t.residual_q = [[float(a), float(b)] for a, b in fb["residual_quantiles_scaled"]]
-            t.scale_kw = float(card["scale_kw"])
+            t.scale_kw = t.site_scale_kw or float(card["scale_kw"])
         except (KeyError, TypeError, ValueError):
             pass
 

@@ -219,6 +219,21 @@ def test_wind_follows_the_plan_wind_speed_and_falls_back_to_history_without_it(t
     assert gale.targets["wind"].p50_kw[48:].mean() > 6000.0
 
 
+def test_site_scale_runs_a_model_for_a_plant_of_another_size(model_dir: Path) -> None:
+    """A PV plant a third of the model's size: its history and forecast scale together."""
+    pv = np.tile(np.clip(np.sin(np.linspace(-np.pi, np.pi, 96)), 0, None) * 5000, 9)
+    wx = {"ghi_w_m2": np.full(HORIZON, 300.0), "temp_c": np.full(HORIZON, 25.0)}
+    card_kw = json.loads((model_dir / "pv.card.json").read_text())["scale_kw"]
+    big = _forecaster(model_dir, ("pv",)).update(T0, {"pv": pv}, wx).targets["pv"]
+    small_fc = Forecaster(model_dir, targets=("pv",), site_scale_kw={"pv": card_kw / 3},
+                          **SITE)  # type: ignore[arg-type]
+    small = small_fc.update(T0, {"pv": pv / 3}, wx).targets["pv"]
+    assert small.source == big.source == "model"
+    np.testing.assert_allclose(small.p50_kw, big.p50_kw / 3, rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="site_scale_kw.pv"):
+        Forecaster(model_dir, targets=("pv",), site_scale_kw={"pv": 0.0}, **SITE)  # type: ignore[arg-type]
+
+
 def test_skill_guard_benches_a_model_worse_than_its_baseline(model_dir: Path) -> None:
     """A load that repeats exactly week on week: last_week is exact, the model is not, so
     after a day of realised steps the model stands down (and is still scored)."""

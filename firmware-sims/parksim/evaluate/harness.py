@@ -203,7 +203,7 @@ class _Mpc:
 
         p = ctx.site.plant
         self.ctx = ctx
-        self.scale: dict[str, float] = {}      # target -> site kW per model kW
+        self.site_kw: dict[str, float] = {}    # target -> the site's rating or peak (kW)
         self.loads: dict[str, str] = {}        # plant load -> target
         pv_rated = sum(r.p_rated_kw for r in p.renewables if r.kind == "pv")
         wind_rated = sum(r.p_rated_kw for r in p.renewables if r.kind == "wind")
@@ -211,7 +211,7 @@ class _Mpc:
         for tgt, rated in (("pv", pv_rated), ("wind", wind_rated)):
             if rated > 0:
                 targets.append(tgt)
-                self.scale[tgt] = rated / float(_card(tgt).get("scale_kw", rated) or rated)
+                self.site_kw[tgt] = rated
         for ld in p.loads:
             tgt = getattr(ld, "forecast", "") or _TARGET_OF.get(ctx.load_of[ld.name], "")
             if not tgt:
@@ -219,9 +219,8 @@ class _Mpc:
             self.loads[ld.name] = tgt
             if tgt not in targets:
                 targets.append(tgt)
-                peak = sum(x.peak_kw for x in p.loads if (getattr(x, "forecast", "")
-                                                          or _TARGET_OF.get(ctx.load_of[x.name], "")) == tgt)
-                self.scale[tgt] = peak / float(_card(tgt).get("scale_kw", peak) or peak)
+                self.site_kw[tgt] = sum(x.peak_kw for x in p.loads if (getattr(x, "forecast", "")
+                                        or _TARGET_OF.get(ctx.load_of[x.name], "")) == tgt)
         self.targets = targets
         model_dir = MODELS_DIR
         if forecasts == "naive":
@@ -239,7 +238,8 @@ class _Mpc:
             raise ValueError(f"forecasts {forecasts!r}: expected models, naive or oracle")
         self.oracle = forecasts == "oracle"
         self.fc = Forecaster(model_dir, timezone=ctx.site.timezone, latitude=ctx.park.spec.lat_deg,
-                             longitude=ctx.park.spec.lon_deg, targets=targets)
+                             longitude=ctx.park.spec.lon_deg, targets=targets,
+                             site_scale_kw={t: v for t, v in self.site_kw.items() if v > 0})
         self.issued: dict[str, list[tuple[int, F64]]] = {t: [] for t in targets}
         self.ms: list[float] = []
 
@@ -247,13 +247,13 @@ class _Mpc:
         if self.oracle:
             return self._oracle(t)
         ctx = self.ctx
-        hist = {tg: np.asarray(ctx.history[tg][-(8 * DAY_STEPS):]) / self.scale[tg] for tg in self.targets}
+        hist = {tg: np.asarray(ctx.history[tg][-(8 * DAY_STEPS):]) for tg in self.targets}
         assert ctx.plan is not None
         weather = ctx.plan.weather_ahead(t, STEP_S, DAY_STEPS)      # as the daemon hands it over
         t0 = time.perf_counter()
         out = self.fc.update(t, hist, weather)
         self.ms.append((time.perf_counter() - t0) * 1e3)
-        p50 = {tg: np.asarray(out.targets[tg].p50_kw) * self.scale[tg] for tg in self.targets}
+        p50 = {tg: np.asarray(out.targets[tg].p50_kw) for tg in self.targets}
         for tg in self.targets:
             self.issued[tg].append((step_idx, p50[tg]))
         p = ctx.site.plant
@@ -302,7 +302,7 @@ class _Mpc:
                 cnt += len(s)
             if not cnt:
                 continue
-            norm = (self.scale[tg] * float(_card(tg).get("scale_kw", 1.0))) if tg in ("pv", "wind") else ys / cnt
+            norm = self.site_kw[tg] if tg in ("pv", "wind") else ys / cnt
             out[tg] = {"model_nmae": round(em / cnt / norm, 4), "naive_nmae": round(en / cnt / norm, 4),
                        "model_bias": round(bias / cnt / norm, 4),   # mean (forecast - actual)
                        "naive": base, "norm": "rated" if tg in ("pv", "wind") else "mean", "samples": cnt}
