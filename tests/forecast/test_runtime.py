@@ -230,7 +230,7 @@ def test_site_scale_runs_a_model_for_a_plant_of_another_size(model_dir: Path) ->
     small = small_fc.update(T0, {"pv": pv / 3}, wx).targets["pv"]
     assert small.source == big.source == "model"
     np.testing.assert_allclose(small.p50_kw, big.p50_kw / 3, rtol=1e-4, atol=1e-3)
-    with pytest.raises(ValueError, match="site_scale_kw.pv"):
+    with pytest.raises(ValueError, match=r"site_scale_kw\.pv"):
         Forecaster(model_dir, targets=("pv",), site_scale_kw={"pv": 0.0}, **SITE)  # type: ignore[arg-type]
 
 
