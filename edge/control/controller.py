@@ -40,6 +40,7 @@ __all__ = ["ControllerConfig", "ControllerState", "Decision", "Reason", "SolveSt
            "decide_rules"]
 
 RELAXED = "<relaxed>"     # cache key marker of the commitment's relaxed QP (no unit has this name)
+_PRICE_SAMPLES_PER_STEP = 15   # a price sample a minute of a 15-min step (tariffs change on the minute)
 Reason = Literal["optimal", "shifted_previous", "rules", "safe_defaults"]
 RuleFn = Callable[[PlantModel, _rules.RuleContext], dict[str, float]]
 
@@ -163,6 +164,8 @@ class _Inputs:
     # the forecasts' own step 0 per load ("heat", "cooling", electric loads and renewables
     # by name): what the next tick's readings are compared with
     fc0_kw: dict[str, float] = field(default_factory=dict)
+    # the import price in force now (the steps' prices are time averages): what the rules read
+    price_import_now: float = math.nan
 
 
 def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
@@ -195,7 +198,13 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
             hs[e.name] = min(max(v if v is not None else 0.0, 0.0), e.store_kwh)
     n_fine = int(grid.fine_count.sum())
     mids = t + (np.arange(n_fine) + 0.5) * grid.fine_h * 3600.0
-    imp, exp, co2 = cfg.tariff.series(p.timezone, mids)
+    # prices as each step's time average, from one sample a minute: a tick between quarter
+    # hours (the daemon ticks every second) has a step 0 that straddles a tariff change, and
+    # its price at the step's middle had the battery charge at 10 MW for the last minutes of
+    # a mid-peak period (Park A summer at 5-min ticks)
+    per = _PRICE_SAMPLES_PER_STEP
+    subs = t + (np.arange(n_fine * per) + 0.5) * grid.fine_h * 3600.0 / per
+    imp, exp, co2 = cfg.tariff.series(p.timezone, subs)
     gas, carbon, diesel = (cfg.tariff.gas_cny_per_m3, cfg.tariff.carbon_cny_per_t,
                            cfg.tariff.diesel_cny_per_l)
     target: Vec | None = None
@@ -203,10 +212,10 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
     plan_id = ""
     if plan is not None and plan.start_ts <= t < plan.valid_until_ts:
         plan_id = plan.plan_id
-        m = covered(plan.start_ts, plan.step_s, len(plan.import_cny_per_kwh), mids)
+        m = covered(plan.start_ts, plan.step_s, len(plan.import_cny_per_kwh), subs)
         for dst, src in ((imp, plan.import_cny_per_kwh), (exp, plan.export_cny_per_kwh),
                          (co2, plan.grid_co2_kg_per_kwh)):
-            dst[m] = sample(src, plan.start_ts, plan.step_s, mids)[m]
+            dst[m] = sample(src, plan.start_ts, plan.step_s, subs)[m]
         gas, carbon, diesel = plan.gas_cny_per_m3, plan.carbon_cny_per_t, plan.diesel_cny_per_l
         if plan.grid_p_target_kw is not None:
             tg = sample(plan.grid_p_target_kw, plan.start_ts, plan.step_s, mids)
@@ -259,8 +268,11 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
                     if vals and all(v is not None for v in vals) else None)
         thermal[kind] = corrected_series(arr, measured, prev0.get(kind), grid, half_h)
     heat, cool = thermal["heat"], thermal["cooling"]
+    now = float(imp[0])
+    imp, exp, co2 = (a.reshape(n_fine, per).mean(axis=1) for a in (imp, exp, co2))
     return _Inputs(soc, ice, hs, missing, grid.coarsen(imp), grid.coarsen(exp), grid.coarsen(co2),
-                   gas, carbon, diesel, ren, elec, shed, heat, cool, target, modes, plan_id, fc0)
+                   gas, carbon, diesel, ren, elec, shed, heat, cool, target, modes, plan_id, fc0,
+                   price_import_now=now)
 
 
 def _tick_data(cfg: ControllerConfig, inp: _Inputs, cm: Commitment,
@@ -485,7 +497,7 @@ def _rule_context(cfg: ControllerConfig, t: float, inp: _Inputs) -> _rules.RuleC
            if s.level_point not in inp.missing}
     hs = {e.name: inp.heat_store_kwh[e.name] for e in cfg.plant.electric_boilers
           if e.stored and e.stored_point not in inp.missing}
-    return _rules.RuleContext(int(hour[0]), float(inp.price_import[0]), inp.gas, soc, ice,
+    return _rules.RuleContext(int(hour[0]), inp.price_import_now, inp.gas, soc, ice,
                               float(inp.elec_kw[0]), float(inp.heat_kw[0]),
                               float(inp.cooling_kw[0]),
                               float(sum(v[0] for v in inp.renewable_kw.values())),
