@@ -164,7 +164,7 @@ class _Inputs:
     # the forecasts' own step 0 per load ("heat", "cooling", electric loads and renewables
     # by name): what the next tick's readings are compared with
     fc0_kw: dict[str, float] = field(default_factory=dict)
-    # the import price in force now (the steps' prices are time averages): what the rules read
+    # the import price in force now (what the rules read; a coarse first step averages it)
     price_import_now: float = math.nan
 
 
@@ -198,10 +198,12 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
             hs[e.name] = min(max(v if v is not None else 0.0, 0.0), e.store_kwh)
     n_fine = int(grid.fine_count.sum())
     mids = t + (np.arange(n_fine) + 0.5) * grid.fine_h * 3600.0
-    # prices as each step's time average, from one sample a minute: a tick between quarter
-    # hours (the daemon ticks every second) has a step 0 that straddles a tariff change, and
-    # its price at the step's middle had the battery charge at 10 MW for the last minutes of
-    # a mid-peak period (Park A summer at 5-min ticks)
+    # prices: step 0 at the price in force now (its setpoints hold until the next tick), the
+    # later steps at their time average, from one sample a minute. A tick between quarter
+    # hours (the daemon ticks every second) has steps that straddle a tariff change: priced
+    # at their middles, the battery charged at 10 MW for the last minutes of a mid-peak
+    # period; at their averages, it still charged from PV it could have exported then
+    # (Park A summer at 5-min ticks)
     per = _PRICE_SAMPLES_PER_STEP
     subs = t + (np.arange(n_fine * per) + 0.5) * grid.fine_h * 3600.0 / per
     imp, exp, co2 = cfg.tariff.series(p.timezone, subs)
@@ -269,7 +271,8 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         thermal[kind] = corrected_series(arr, measured, prev0.get(kind), grid, half_h)
     heat, cool = thermal["heat"], thermal["cooling"]
     now = float(imp[0])
-    imp, exp, co2 = (a.reshape(n_fine, per).mean(axis=1) for a in (imp, exp, co2))
+    imp, exp, co2 = (np.concatenate([a[:1], a.reshape(n_fine, per)[1:].mean(axis=1)])
+                     for a in (imp, exp, co2))
     return _Inputs(soc, ice, hs, missing, grid.coarsen(imp), grid.coarsen(exp), grid.coarsen(co2),
                    gas, carbon, diesel, ren, elec, shed, heat, cool, target, modes, plan_id, fc0,
                    price_import_now=now)

@@ -158,11 +158,11 @@ def test_heat_store_level_is_an_input_like_soc(park_b: Park) -> None:
     assert d.reason != "optimal" and "ehb1.stored_kwh" in d.detail
 
 
-def test_step_prices_are_time_averages_and_the_rules_read_the_price_now(park_a: Park) -> None:
+def test_step_zero_is_priced_now_and_later_steps_at_their_time_average(park_a: Park) -> None:
     """A tick five minutes before a tariff change (the daemon ticks every second): step 0
-    spans both periods and is priced at their time average; the rules read the price in
-    force. Priced at its middle, step 0 had the battery charging at 10 MW in the last
-    minutes of a mid-peak period."""
+    at the price in force (its setpoints hold until the next tick), step 1, which spans
+    the change, at the time average. Priced at their middles, the battery charged at
+    10 MW in the last minutes of a mid-peak period."""
     cfg = park_a.config
     grid = ControllerState.fresh(cfg).grid
     t = T0 + 11 * 3600 + 55 * 60                     # 11:55 local: mid-peak until 12:00
@@ -170,7 +170,10 @@ def test_step_prices_are_time_averages_and_the_rules_read_the_price_now(park_a: 
     before, after = (float(cfg.tariff.series(cfg.plant.timezone, np.array([x]))[0][0])
                      for x in (t, t + 600))
     assert before != after
-    assert inp.price_import_now == before
-    assert inp.price_import[0] == pytest.approx((5 * before + 10 * after) / 15)
+    assert inp.price_import_now == before == inp.price_import[0]
+    t = T0 + 11 * 3600 + 40 * 60                     # step 1 from 11:55 to 12:10
+    inp = _inputs(cfg, grid, park_a.snapshot(t), park_a.forecast(T0, n=300), None)
+    assert inp.price_import[0] == before
+    assert inp.price_import[1] == pytest.approx((5 * before + 10 * after) / 15)
     on_step = _inputs(cfg, grid, park_a.snapshot(T0 + 12 * 3600), park_a.forecast(T0, n=300), None)
     assert on_step.price_import[0] == pytest.approx(after)
