@@ -121,6 +121,10 @@ class ControllerState:
     # the last tick's forecasts for step 0, per load and renewable (kW): what this tick's
     # readings are compared with (``step0.corrected``)
     fc0_kw: Mapping[str, float] = field(default_factory=dict)
+    # the last tick's forecast per load and renewable as a function of time (``_Trace``): the
+    # next tick's readings are compared with it at the time they were taken, like for like
+    # whatever the tick (a 1 s reading against a 15-min mean had carried a ramp for hours)
+    fc_trace: Mapping[str, _Trace] = field(default_factory=dict)
 
     @classmethod
     def fresh(cls, config: ControllerConfig) -> ControllerState:
@@ -132,6 +136,25 @@ class ControllerState:
 
 
 # --- measurements and inputs --------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _Trace:
+    """A forecast series (kW per step from ``start_ts``), linear between step middles."""
+
+    start_ts: float
+    step_s: float
+    kw: Vec
+
+    def at(self, ts: float) -> float:
+        mids = self.start_ts + (np.arange(len(self.kw)) + 0.5) * self.step_s
+        return float(np.interp(ts, mids, self.kw))
+
+
+def _read_ts(snap: Snapshot, points: list[str]) -> float:
+    """When the readings of ``points`` were taken (the mean of their source times)."""
+    ts = [snap.points[k].source_ts for k in points if k in snap.points]
+    return float(np.mean(ts)) if ts else snap.ts
+
 
 def _read(snap: Snapshot, point: str, stale_s: float) -> float | None:
     pv = snap.points.get(point)
@@ -164,16 +187,22 @@ class _Inputs:
     # the forecasts' own step 0 per load ("heat", "cooling", electric loads and renewables
     # by name): what the next tick's readings are compared with
     fc0_kw: dict[str, float] = field(default_factory=dict)
+    fc_trace: dict[str, _Trace] = field(default_factory=dict)
     # the import price in force now (what the rules read; a coarse first step averages it)
     price_import_now: float = math.nan
 
 
 def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
-            plan: Plan | None, prev_fc0_kw: Mapping[str, float] | None = None) -> _Inputs:
-    """``prev_fc0_kw``: the last tick's forecast step 0s (``_Inputs.fc0_kw``), when that
-    tick was one step ago or less; None to take this tick's readings as step 0."""
+            plan: Plan | None, prev_trace: Mapping[str, _Trace] | None = None) -> _Inputs:
+    """``prev_trace``: the last tick's forecasts (``_Inputs.fc_trace``), when that tick was
+    one step ago or less; None to take this tick's readings as step 0."""
     p, t = cfg.plant, snap.ts
-    prev0 = prev_fc0_kw or {}
+    traces: dict[str, _Trace] = {}
+
+    def prev_at(key: str, points: list[str]) -> float | None:
+        """The last tick's forecast for ``key`` when its readings were taken."""
+        tr = (prev_trace or {}).get(key)
+        return tr.at(_read_ts(snap, points)) if tr is not None else None
     half_h = cfg.carry_half_life_h
     fc0: dict[str, float] = {}
     missing: list[str] = []
@@ -228,8 +257,15 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
             idx = np.concatenate([[0], np.cumsum(grid.fine_count)[:-1]])
             modes[u] = fine[idx]            # a step's mode is its first fine step's
 
+    fc_mids = fc.start_ts + (np.arange(len(fc.heat_kw)) + 0.5) * fc.step_s
+
     def fs(a: Vec) -> Vec:
-        return grid.coarsen(sample(a, fc.start_ts, fc.step_s, mids))
+        # linear between the forecast's step middles: a tick between quarter hours takes the
+        # part of the next step its own step 0 covers
+        return grid.coarsen(np.interp(mids, fc_mids[:len(a)], a))
+
+    def trace(key: str, a: Vec) -> None:
+        traces[key] = _Trace(fc.start_ts, fc.step_s, np.asarray(a, float))
 
     rated = sum(r.p_rated_kw for r in p.renewables if r.kind == "pv") or 1.0
     wrated = sum(r.p_rated_kw for r in p.renewables if r.kind == "wind") or 1.0
@@ -241,8 +277,11 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         # it displaced was spilled
         now = _read(snap, r.avail_point, cfg.stale_after_s) if r.avail_point else None
         fc0[r.name] = float(ren[r.name][0])
+        share = r.p_rated_kw / (rated if r.kind == "pv" else wrated)
+        trace(r.name, np.clip(fc.pv_kw if r.kind == "pv" else fc.wind_kw, 0, None) * share)
         ren[r.name] = corrected_series(ren[r.name], now if now is not None and now >= 0 else None,
-                                       prev0.get(r.name), grid, half_h, max_kw=r.p_rated_kw)
+                                       prev_at(r.name, [r.avail_point]), grid, half_h,
+                                       max_kw=r.p_rated_kw)
     elec = np.zeros(grid.n)
     shed: dict[str, Vec] = {}
     for ld in p.loads:
@@ -257,25 +296,30 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
             if frac is not None and 0.0 <= frac < 1.0:
                 now /= 1.0 - frac
         fc0[ld.name] = float(f[0])
-        f = corrected_series(f, now, prev0.get(ld.name), grid, half_h)
+        if fc_kw is not None:
+            trace(ld.name, fc_kw)
+        f = corrected_series(f, now, prev_at(ld.name, [ld.p_point]) if fc_kw is not None else None,
+                             grid, half_h)
         elec += f
         if ld.interruptible_frac > 0:
             shed[ld.name] = ld.interruptible_frac * f
     thermal: dict[str, Vec] = {}
-    for kind, arr in (("heat", fs(fc.heat_kw)), ("cooling", fs(fc.cooling_kw))):
-        vals = [_read(snap, ld.p_point, cfg.stale_after_s) for ld in p.loads
-                if ld.kind == kind and ld.p_point]
+    for kind, raw in (("heat", fc.heat_kw), ("cooling", fc.cooling_kw)):
+        arr = fs(raw)
+        pts = [ld.p_point for ld in p.loads if ld.kind == kind and ld.p_point]
+        vals = [_read(snap, k, cfg.stale_after_s) for k in pts]
         fc0[kind] = float(arr[0])
+        trace(kind, raw)
         measured = (sum(v for v in vals if v is not None)
                     if vals and all(v is not None for v in vals) else None)
-        thermal[kind] = corrected_series(arr, measured, prev0.get(kind), grid, half_h)
+        thermal[kind] = corrected_series(arr, measured, prev_at(kind, pts), grid, half_h)
     heat, cool = thermal["heat"], thermal["cooling"]
     now = float(imp[0])
     imp, exp, co2 = (np.concatenate([a[:1], a.reshape(n_fine, per)[1:].mean(axis=1)])
                      for a in (imp, exp, co2))
     return _Inputs(soc, ice, hs, missing, grid.coarsen(imp), grid.coarsen(exp), grid.coarsen(co2),
                    gas, carbon, diesel, ren, elec, shed, heat, cool, target, modes, plan_id, fc0,
-                   price_import_now=now)
+                   fc_trace=traces, price_import_now=now)
 
 
 def _tick_data(cfg: ControllerConfig, inp: _Inputs, cm: Commitment,
@@ -429,7 +473,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
     cfg, t, p = state.config, snapshot.ts, state.config.plant
     grid = state.grid
     recent = state.last_ts is not None and 0.0 < t - state.last_ts <= cfg.step_min * 60.0 + 1e-6
-    inp = _inputs(cfg, grid, snapshot, forecast, plan, state.fc0_kw if recent else None)
+    inp = _inputs(cfg, grid, snapshot, forecast, plan, state.fc_trace if recent else None)
     fc_ok = forecast.start_ts <= t < forecast.start_ts + forecast.step_s * len(forecast.heat_kw)
     windows = ice_windows(p, grid, t)
     relaxed = None if inp.missing or not fc_ok else _relaxed(state, inp, t, windows)
@@ -454,7 +498,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
             stats = SolveStats(res.status, res.iters, res.solve_ms, res.obj_kcny * 1e3)
             new_last = _Solution(cm.units, t, res.x, res.y)
             return _finish(state, snapshot, "optimal", "", _setpoints(p, fs, cm, inp),
-                           fs, stats, cm, new_last, fc0_kw=inp.fc0_kw)
+                           fs, stats, cm, new_last, inp=inp)
         detail = f"solver: {res.status} after {res.iters} iterations"
 
     # 1. the last good solution, shifted to now
@@ -479,17 +523,17 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
         fs = project_first(model, x, td, lo, up)
         return _finish(state, snapshot, "shifted_previous", detail,
                        _setpoints(p, fs, cm_old, inp), fs, None, cm, last,
-                       fc0_kw=inp.fc0_kw)
+                       inp=inp)
     detail += "; no recent solution to shift"
     # 2. the rule baseline
     fn = cfg.rule_fn()
     if fn is not None:
         sp = fn(p, _rule_context(cfg, t, inp))
         return _finish(state, snapshot, "rules", detail, sp, None, None, None, None,
-                       fc0_kw=inp.fc0_kw)
+                       inp=inp)
     # 3. safe defaults
     return _finish(state, snapshot, "safe_defaults", detail + "; no rules", {}, None, None, None,
-                   None, fc0_kw=inp.fc0_kw)
+                   None, inp=inp)
 
 
 def _rule_context(cfg: ControllerConfig, t: float, inp: _Inputs) -> _rules.RuleContext:
@@ -513,7 +557,7 @@ def _rule_context(cfg: ControllerConfig, t: float, inp: _Inputs) -> _rules.RuleC
 def _finish(state: ControllerState, snap: Snapshot, reason: Reason, detail: str,
             wanted: dict[str, float], fs: FirstStep | None, stats: SolveStats | None,
             cm: Commitment | None, last: _Solution | None, *,
-            fc0_kw: Mapping[str, float] | None = None) -> tuple[Decision, ControllerState]:
+            inp: _Inputs | None = None) -> tuple[Decision, ControllerState]:
     cfg = state.config
     limits = cfg.all_limits()
     full = {k: lim.default for k, lim in limits.items()}
@@ -533,7 +577,8 @@ def _finish(state: ControllerState, snap: Snapshot, reason: Reason, detail: str,
     status = cm.status_after_first(snap.ts, state.status) if cm is not None else state.status
     new = replace(state, last=last if last is not None else state.last, status=status,
                   last_setpoints=out, last_ts=snap.ts, fallbacks=fallbacks,
-                  fc0_kw=dict(fc0_kw) if fc0_kw is not None else {})
+                  fc0_kw=dict(inp.fc0_kw) if inp is not None else {},
+                  fc_trace=dict(inp.fc_trace) if inp is not None else {})
     return dec, new
 
 

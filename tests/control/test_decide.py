@@ -103,7 +103,8 @@ def test_solver_late_falls_back_to_shifted_previous(park_a: Park) -> None:
     st = ControllerState.fresh(park_a.config)
     _, st = decide(park_a.snapshot(PEAK), fc, None, st)
     late = replace(st, config=replace(st.config, deadline_s=1e-9))
-    d, _ = decide(park_a.snapshot(PEAK + 1), fc, None, late)
+    # a changed reading, so that the warm start is not already the optimum
+    d, _ = decide(park_a.snapshot(PEAK + 1, loads_kw={"datacentre": 300.0}), fc, None, late)
     assert d.reason == "shifted_previous"
     assert "time limit" in d.detail
 

@@ -8,10 +8,11 @@ import numpy as np
 
 from edge.control import ControllerState, decide
 from edge.control.commitment import _melt_short
-from edge.control.controller import _inputs
+from edge.control.controller import _inputs, _Trace
 from edge.control.scenario import T0, Park
 from edge.control.step0 import CARRY_HALF_LIFE_H, carried
 from edge.control.step0 import corrected as _step0
+from edge.model import Snapshot
 
 NIGHT = T0 + 23 * 3600          # 23:00 local: Park B's valley, ice may be made
 AFTERNOON = T0 + 15 * 3600      # 15:00 local: peak, ice may melt
@@ -32,7 +33,8 @@ def test_inputs_use_the_last_ticks_forecast(park_b: Park) -> None:
     first = _inputs(park_b.config, grid, snap, fc, None)
     assert first.heat_kw[0] == 3000.0 and first.cooling_kw[0] == 8000.0
     raw_heat, raw_cool = first.fc0_kw["heat"], first.fc0_kw["cooling"]
-    prev = {"heat": 2500.0, "cooling": 8000.0}
+    prev = {"heat": _Trace(T0, 900.0, np.full(300, 2500.0)),
+            "cooling": _Trace(T0, 900.0, np.full(300, 8000.0))}
     nxt = _inputs(park_b.config, grid, snap, fc, None, prev)
     assert np.isclose(nxt.heat_kw[0], raw_heat + 500.0)
     assert np.isclose(nxt.cooling_kw[0], raw_cool)
@@ -45,6 +47,28 @@ def test_inputs_use_the_last_ticks_forecast(park_b: Park) -> None:
     # switched off: later steps as forecast
     off = _inputs(replace(park_b.config, carry_half_life_h=0.0), grid, snap, fc, None, prev)
     assert np.array_equal(off.heat_kw[1:], first.heat_kw[1:])
+
+
+def test_a_reading_is_compared_with_the_last_forecast_at_the_time_it_was_taken(park_b: Park) -> None:
+    """Like for like at any tick: a 1 s reading against a 15-min mean had carried a ramp's
+    slope into the next hours. Here the last forecast ramps 2000 -> 3000 kW over a step;
+    the reading, taken a quarter of the way between the two step middles, matches it."""
+    cfg = replace(park_b.config, stale_after_s=900.0)   # readings of a 15-min mean are old
+    grid = ControllerState.fresh(cfg).grid
+    fc = park_b.forecast(T0, n=300)
+    read_ts = AFTERNOON - 450.0 + 225.0
+    taken = park_b.snapshot(read_ts, loads_kw={"heating": 2250.0})
+    snap = Snapshot(AFTERNOON + 300.0, dict(taken.points))      # decided 525 s after
+    ramp = _Trace(AFTERNOON - 900.0, 900.0, np.array([2000.0, 3000.0, 3000.0]))
+    first = _inputs(cfg, grid, snap, fc, None)
+    nxt = _inputs(cfg, grid, snap, fc, None, {"heat": ramp})
+    assert np.isclose(nxt.heat_kw[0], first.fc0_kw["heat"])          # no miss
+    assert np.allclose(nxt.heat_kw[1:], first.heat_kw[1:])           # nothing carried
+    assert np.isclose(ramp.at(read_ts), 2250.0)
+    # held flat against a 15-min mean (the old comparison), the ramp is a -250 kW miss
+    flat = _inputs(cfg, grid, snap, fc, None, {"heat": _Trace(AFTERNOON - 900.0, 900.0,
+                                                                         np.full(3, 2500.0))})
+    assert np.isclose(flat.heat_kw[0], first.fc0_kw["heat"] - 250.0)
 
 
 def test_carried_miss_fades_and_stays_in_range(park_b: Park) -> None:

@@ -177,9 +177,13 @@ def _issue_plan(ctx: _Ctx, t: float, seed: int, werr: WeatherError) -> None:
                     weather={k: wf[k] for k in WEATHER_VARS})
 
 
-def _snapshot(ctx: _Ctx, t: float, meas: Mapping[str, float]) -> Snapshot:
+def _snapshot(ctx: _Ctx, t: float, meas: Mapping[str, float], interval_s: float = STEP_S) -> Snapshot:
+    """The physics' measurements as a Snapshot. Its flows are means over the interval just
+    stepped, so every point is stamped at that interval's middle (what the controller
+    compares its last forecast with)."""
     units = ctx.site.units
-    pts = {k: PointValue(float(v), units.get(k, ""), Quality.GOOD, t) for k, v in meas.items()}
+    read_ts = t - interval_s / 2.0
+    pts = {k: PointValue(float(v), units.get(k, ""), Quality.GOOD, read_ts) for k, v in meas.items()}
     return Snapshot(t, pts)
 
 
@@ -684,7 +688,7 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
             if controller == "perfect":
                 sp: Mapping[str, float] = perfect_sp[k]
             else:
-                snap = _snapshot(ctx, t, meas)
+                snap = _snapshot(ctx, t, meas, tick_s)
                 if fc is not None:
                     t0 = time.perf_counter()
                     dec, state = decide(snap, fc, ctx.plan, state)

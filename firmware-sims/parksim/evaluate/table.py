@@ -119,10 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--paper", action="store_true", help="Park B at the paper's four PV shares")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--paper-forecasts", choices=("models", "naive"), default="naive")
+    ap.add_argument("--ticks-per-step", type=int, default=1,
+                    help="controller decisions per 15-min step, every row (evaluate(ticks_per_step=))")
     a = ap.parse_args(argv)
     out = Path(a.out)
     if not a.paper:
-        jobs = {f"{s}-{w}-{c}": {"site": s, **kw, "days": a.days, "start": d, "seed": a.seed}
+        jobs = {f"{s}-{w}-{c}": {"site": s, **kw, "days": a.days, "start": d, "seed": a.seed,
+                                 "ticks_per_step": a.ticks_per_step}
                 for s in ("park-a", "park-b") for w, d in WINDOWS.items() for c, kw in ROWS.items()}
         print(main_table(_runs(out, jobs, a.workers)))
         return 0
@@ -135,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     kwp = {c: max(PAPER[c][0] * probe["electricity_consumed_kwh"] / per_kwp, 1.0) for c in PAPER}
     jobs = {f"paper-{case}-{c}": {"site": "park-b", "controller": c, "days": a.days,
                                   "start": WINDOWS["summer"], "seed": a.seed, "pv_kwp": round(kwp[case], 1),
+                                  "ticks_per_step": a.ticks_per_step,
                                   **({"forecasts": a.paper_forecasts} if c == "mpc" else {})}
             for case in PAPER for c in CONTROLLERS}
     print(paper_table(_runs(out, jobs, a.workers), kwp))
