@@ -18,7 +18,7 @@ time the reading was taken (its point's source time; the forecast linear between
 middles; ``controller._Trace``). At one tick a step that is the last forecast's step 0,
 as before; at the daemon's 1 s tick, a reading against a 15-min mean had turned a ramp
 within the step into a miss carried for hours (with exact forecasts at 5-min ticks, Park
-A winter cost 331.9 k CNY against 324.9 k like for like).
+A winter cost 331.9 k CNY against 329.0 k like for like, cost_cny).
 
 The miss also carries into the steps after step 0, fading with a half-life of
 ``CARRY_HALF_LIFE_H`` (``carried``): a forecast's error persists for hours (the
