@@ -118,9 +118,6 @@ class ControllerState:
     last_setpoints: Mapping[str, float] = field(default_factory=dict)
     last_ts: float | None = None
     fallbacks: Mapping[str, int] = field(default_factory=dict)
-    # the last tick's forecasts for step 0, per load and renewable (kW): what this tick's
-    # readings are compared with (``step0.corrected``)
-    fc0_kw: Mapping[str, float] = field(default_factory=dict)
     # the last tick's forecast per load and renewable as a function of time (``_Trace``): the
     # next tick's readings are compared with it at the time they were taken, like for like
     # whatever the tick (a 1 s reading against a 15-min mean had carried a ramp for hours)
@@ -185,8 +182,10 @@ class _Inputs:
     plan_modes: dict[str, Vec]
     plan_id: str
     # the forecasts' own step 0 per load ("heat", "cooling", electric loads and renewables
-    # by name): what the next tick's readings are compared with
+    # by name), before the correction
     fc0_kw: dict[str, float] = field(default_factory=dict)
+    # the forecasts as handed, per the same keys: what the next tick's readings are compared
+    # with (``ControllerState.fc_trace``)
     fc_trace: dict[str, _Trace] = field(default_factory=dict)
     # the import price in force now (what the rules read; a coarse first step averages it)
     price_import_now: float = math.nan
@@ -577,7 +576,6 @@ def _finish(state: ControllerState, snap: Snapshot, reason: Reason, detail: str,
     status = cm.status_after_first(snap.ts, state.status) if cm is not None else state.status
     new = replace(state, last=last if last is not None else state.last, status=status,
                   last_setpoints=out, last_ts=snap.ts, fallbacks=fallbacks,
-                  fc0_kw=dict(inp.fc0_kw) if inp is not None else {},
                   fc_trace=dict(inp.fc_trace) if inp is not None else {})
     return dec, new
 

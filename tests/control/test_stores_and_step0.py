@@ -88,9 +88,9 @@ def test_decide_carries_the_forecast_step0_only_for_one_step(park_b: Park) -> No
     fc = park_b.forecast(T0, n=300)
     st = ControllerState.fresh(park_b.config)
     _, st = decide(park_b.snapshot(AFTERNOON, ice_frac=0.5), fc, None, st)
-    assert set(st.fc0_kw) >= {"heat", "cooling", "buildings"}
+    assert set(st.fc_trace) >= {"heat", "cooling", "buildings"}
     d, st2 = decide(park_b.snapshot(AFTERNOON + 900, ice_frac=0.5), fc, None, st)
-    assert d.reason == "optimal" and st2.fc0_kw
+    assert d.reason == "optimal" and st2.fc_trace
     # a gap longer than a step: the reading stands in (the last forecast is for another step)
     late = park_b.snapshot(AFTERNOON + 3 * 900, ice_frac=0.5, loads_kw={"heating": 1234.0})
     d3, _ = decide(late, fc, None, st2)
