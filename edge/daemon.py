@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 import os
 import signal
@@ -53,6 +54,11 @@ def _where(task: asyncio.Task[Any]) -> str:
 
 
 _SLOW_METRICS_EVERY_S = 5.0
+# After these ticks every object then alive (drivers, OPC UA sessions and their nodes, the
+# models, the QP) moves to the collector's permanent generation (gc.freeze). Before, each
+# full collection walked them all: 87-92 ms a time at 1,000 points, the daemon tick's p99
+# (95-132 ms) and the event loop's ~140 ms lag spikes of every benchmark run.
+_GC_FREEZE_AT_TICKS = (3, 10, 60, 600)
 
 
 def sd_notify(message: str) -> None:
@@ -193,6 +199,9 @@ class Daemon:
                 log.error("tick_failed", error=f"{type(e).__name__}: {e}")
             done = time.monotonic()
             self.metrics.tick_duration.observe(done - started)
+            if self.ticks.count in _GC_FREEZE_AT_TICKS:
+                gc.freeze()
+                log.info("gc_frozen", ticks=self.ticks.count, objects=gc.get_freeze_count())
             slot += 1
             due = t0 + slot * period
             if done > due:
