@@ -108,15 +108,17 @@ def _sources(plant: PlantModel) -> dict[str, _Source]:
     return {t: _Source(t, tuple(p), shed.get(t, {})) for t, p in pts.items()}
 
 
-def _site_scale_kw(plant: PlantModel) -> dict[str, float]:
+def site_scale_kw(plant: PlantModel, target_of: Mapping[str, str] | None = None) -> dict[str, float]:
     """Per forecast target, this site's size in kW: the AC rating of its PV or wind, the summed
-    peak of the loads a target forecasts (``Forecaster(site_scale_kw=)``)."""
+    peak of the loads a target forecasts (``Forecaster(site_scale_kw=)``). ``target_of``: a
+    load's target where it is not the load's own ``forecast``."""
     out: dict[str, float] = {}
     for r in plant.renewables:
         out[r.kind] = out.get(r.kind, 0.0) + r.p_rated_kw
     for ld in plant.loads:
-        if ld.forecast:
-            out[ld.forecast] = out.get(ld.forecast, 0.0) + ld.peak_kw
+        tgt = (target_of or {}).get(ld.name) or ld.forecast
+        if tgt:
+            out[tgt] = out.get(tgt, 0.0) + ld.peak_kw
     return {t: v for t, v in out.items() if v > 0}
 
 
@@ -204,7 +206,7 @@ class ControlRunner:
             self.forecaster = Forecaster(model_dir or _model_dir(), timezone=site.timezone,
                                          latitude=site.latitude, longitude=site.longitude,
                                          country=site.country or "CN", targets=tuple(self.sources),
-                                         site_scale_kw=_site_scale_kw(self.plant))
+                                         site_scale_kw=site_scale_kw(self.plant))
         self.forecast: Forecast | None = None
         self._p50: dict[str, np.ndarray] = {}
         self._persisted: list[str] = []

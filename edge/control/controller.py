@@ -142,9 +142,13 @@ class _Trace:
     step_s: float
     kw: Vec
 
-    def at(self, ts: float) -> float:
+    def along(self, ts: Vec) -> Vec:
         mids = self.start_ts + (np.arange(len(self.kw)) + 0.5) * self.step_s
-        return float(np.interp(ts, mids, self.kw))
+        out: Vec = np.interp(ts, mids, self.kw)
+        return out
+
+    def at(self, ts: float) -> float:
+        return float(self.along(np.array([ts]))[0])
 
 
 def _read_ts(snap: Snapshot, points: list[str]) -> float:
@@ -181,11 +185,8 @@ class _Inputs:
     target_kw: Vec | None
     plan_modes: dict[str, Vec]
     plan_id: str
-    # the forecasts' own step 0 per load ("heat", "cooling", electric loads and renewables
-    # by name), before the correction
-    fc0_kw: dict[str, float] = field(default_factory=dict)
-    # the forecasts as handed, per the same keys: what the next tick's readings are compared
-    # with (``ControllerState.fc_trace``)
+    # the forecasts as handed, per load ("heat", "cooling", electric loads and renewables by
+    # name): what the next tick's readings are compared with (``ControllerState.fc_trace``)
     fc_trace: dict[str, _Trace] = field(default_factory=dict)
     # the import price in force now (what the rules read; a coarse first step averages it)
     price_import_now: float = math.nan
@@ -203,7 +204,6 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         tr = (prev_trace or {}).get(key)
         return tr.at(_read_ts(snap, points)) if tr is not None else None
     half_h = cfg.carry_half_life_h
-    fc0: dict[str, float] = {}
     missing: list[str] = []
     soc: dict[str, float] = {}
     for b in p.batteries:
@@ -256,15 +256,13 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
             idx = np.concatenate([[0], np.cumsum(grid.fine_count)[:-1]])
             modes[u] = fine[idx]            # a step's mode is its first fine step's
 
-    fc_mids = fc.start_ts + (np.arange(len(fc.heat_kw)) + 0.5) * fc.step_s
+    def trace(key: str, a: Vec) -> None:
+        traces[key] = _Trace(fc.start_ts, fc.step_s, np.asarray(a, float))
 
     def fs(a: Vec) -> Vec:
         # linear between the forecast's step middles: a tick between quarter hours takes the
         # part of the next step its own step 0 covers
-        return grid.coarsen(np.interp(mids, fc_mids[:len(a)], a))
-
-    def trace(key: str, a: Vec) -> None:
-        traces[key] = _Trace(fc.start_ts, fc.step_s, np.asarray(a, float))
+        return grid.coarsen(_Trace(fc.start_ts, fc.step_s, np.asarray(a, float)).along(mids))
 
     rated = sum(r.p_rated_kw for r in p.renewables if r.kind == "pv") or 1.0
     wrated = sum(r.p_rated_kw for r in p.renewables if r.kind == "wind") or 1.0
@@ -275,7 +273,6 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         # a forecast below it had the battery exporting into the export limit while the PV
         # it displaced was spilled
         now = _read(snap, r.avail_point, cfg.stale_after_s) if r.avail_point else None
-        fc0[r.name] = float(ren[r.name][0])
         share = r.p_rated_kw / (rated if r.kind == "pv" else wrated)
         trace(r.name, np.clip(fc.pv_kw if r.kind == "pv" else fc.wind_kw, 0, None) * share)
         ren[r.name] = corrected_series(ren[r.name], now if now is not None and now >= 0 else None,
@@ -294,7 +291,6 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
             frac = _read(snap, ld.shed_frac_point, cfg.stale_after_s)
             if frac is not None and 0.0 <= frac < 1.0:
                 now /= 1.0 - frac
-        fc0[ld.name] = float(f[0])
         if fc_kw is not None:
             trace(ld.name, fc_kw)
         f = corrected_series(f, now, prev_at(ld.name, [ld.p_point]) if fc_kw is not None else None,
@@ -307,7 +303,6 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         arr = fs(raw)
         pts = [ld.p_point for ld in p.loads if ld.kind == kind and ld.p_point]
         vals = [_read(snap, k, cfg.stale_after_s) for k in pts]
-        fc0[kind] = float(arr[0])
         trace(kind, raw)
         measured = (sum(v for v in vals if v is not None)
                     if vals and all(v is not None for v in vals) else None)
@@ -317,7 +312,7 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
     imp, exp, co2 = (np.concatenate([a[:1], a.reshape(n_fine, per)[1:].mean(axis=1)])
                      for a in (imp, exp, co2))
     return _Inputs(soc, ice, hs, missing, grid.coarsen(imp), grid.coarsen(exp), grid.coarsen(co2),
-                   gas, carbon, diesel, ren, elec, shed, heat, cool, target, modes, plan_id, fc0,
+                   gas, carbon, diesel, ren, elec, shed, heat, cool, target, modes, plan_id,
                    fc_trace=traces, price_import_now=now)
 
 

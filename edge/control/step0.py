@@ -41,14 +41,15 @@ __all__ = ["CARRY_HALF_LIFE_H", "carried", "corrected", "corrected_series"]
 CARRY_HALF_LIFE_H = 4.0
 
 
-def corrected(forecast_kw: float, measured_kw: float | None, prev_fc0_kw: float | None) -> float:
-    """The forecast's step 0 moved by its miss on the step just measured; without the last
-    forecast (first tick, after a gap) the reading; without a reading the forecast."""
+def corrected(forecast_kw: float, measured_kw: float | None, prev_fc_kw: float | None) -> float:
+    """The forecast's step 0 moved by its miss on the reading: ``prev_fc_kw`` is what the last
+    tick's forecast said for when the reading was taken. Without the last forecast (first
+    tick, after a gap) the reading; without a reading the forecast."""
     if measured_kw is None:
         return forecast_kw
-    if prev_fc0_kw is None:
+    if prev_fc_kw is None:
         return measured_kw
-    return max(forecast_kw + (measured_kw - prev_fc0_kw), 0.0)
+    return max(forecast_kw + (measured_kw - prev_fc_kw), 0.0)
 
 
 def carried(series_kw: Vec, miss_kw: float, grid: StepGrid, half_life_h: float,
@@ -64,12 +65,13 @@ def carried(series_kw: Vec, miss_kw: float, grid: StepGrid, half_life_h: float,
     return out
 
 
-def corrected_series(forecast_kw: Vec, measured_kw: float | None, prev_fc0_kw: float | None,
+def corrected_series(forecast_kw: Vec, measured_kw: float | None, prev_fc_kw: float | None,
                      grid: StepGrid, half_life_h: float, *, max_kw: float = float("inf")) -> Vec:
     """A forecast series as the QP takes it: step 0 ``corrected`` (at most ``max_kw``) and,
-    when both the reading and the last tick's step 0 are known, the miss ``carried`` on."""
+    when both the reading and the last tick's forecast for it are known, the miss ``carried``
+    on."""
     out = np.asarray(forecast_kw, float).copy()
-    out[0] = min(corrected(float(out[0]), measured_kw, prev_fc0_kw), max_kw)
-    if measured_kw is None or prev_fc0_kw is None:
+    out[0] = min(corrected(float(out[0]), measured_kw, prev_fc_kw), max_kw)
+    if measured_kw is None or prev_fc_kw is None:
         return out
     return carried(out, float(out[0]) - float(forecast_kw[0]), grid, half_life_h, max_kw=max_kw)

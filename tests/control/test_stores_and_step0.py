@@ -32,7 +32,8 @@ def test_inputs_use_the_last_ticks_forecast(park_b: Park) -> None:
     snap = park_b.snapshot(AFTERNOON, loads_kw={"heating": 3000.0, "cooling": 8000.0})
     first = _inputs(park_b.config, grid, snap, fc, None)
     assert first.heat_kw[0] == 3000.0 and first.cooling_kw[0] == 8000.0
-    raw_heat, raw_cool = first.fc0_kw["heat"], first.fc0_kw["cooling"]
+    bare = _inputs(park_b.config, grid, park_b.snapshot(AFTERNOON), fc, None)   # no readings
+    raw_heat, raw_cool = bare.heat_kw[0], bare.cooling_kw[0]
     prev = {"heat": _Trace(T0, 900.0, np.full(300, 2500.0)),
             "cooling": _Trace(T0, 900.0, np.full(300, 8000.0))}
     nxt = _inputs(park_b.config, grid, snap, fc, None, prev)
@@ -61,14 +62,15 @@ def test_a_reading_is_compared_with_the_last_forecast_at_the_time_it_was_taken(p
     snap = Snapshot(AFTERNOON + 300.0, dict(taken.points))      # decided 525 s after
     ramp = _Trace(AFTERNOON - 900.0, 900.0, np.array([2000.0, 3000.0, 3000.0]))
     first = _inputs(cfg, grid, snap, fc, None)
+    raw = _inputs(cfg, grid, park_b.snapshot(AFTERNOON + 300.0), fc, None).heat_kw[0]  # no reading
     nxt = _inputs(cfg, grid, snap, fc, None, {"heat": ramp})
-    assert np.isclose(nxt.heat_kw[0], first.fc0_kw["heat"])          # no miss
+    assert np.isclose(nxt.heat_kw[0], raw)                           # no miss
     assert np.allclose(nxt.heat_kw[1:], first.heat_kw[1:])           # nothing carried
     assert np.isclose(ramp.at(read_ts), 2250.0)
     # held flat against a 15-min mean (the old comparison), the ramp is a -250 kW miss
     flat = _inputs(cfg, grid, snap, fc, None, {"heat": _Trace(AFTERNOON - 900.0, 900.0,
                                                                          np.full(3, 2500.0))})
-    assert np.isclose(flat.heat_kw[0], first.fc0_kw["heat"] - 250.0)
+    assert np.isclose(flat.heat_kw[0], raw - 250.0)
 
 
 def test_carried_miss_fades_and_stays_in_range(park_b: Park) -> None:

@@ -204,27 +204,19 @@ class _Mpc:
 
     def __init__(self, ctx: _Ctx, forecasts: str = "models") -> None:
         from edge.forecast import Forecaster
+        from edge.runner import site_scale_kw
 
         p = ctx.site.plant
         self.ctx = ctx
-        self.site_kw: dict[str, float] = {}    # target -> the site's rating or peak (kW)
-        self.loads: dict[str, str] = {}        # plant load -> target
-        pv_rated = sum(r.p_rated_kw for r in p.renewables if r.kind == "pv")
-        wind_rated = sum(r.p_rated_kw for r in p.renewables if r.kind == "wind")
-        targets: list[str] = []
-        for tgt, rated in (("pv", pv_rated), ("wind", wind_rated)):
-            if rated > 0:
-                targets.append(tgt)
-                self.site_kw[tgt] = rated
+        # plant load -> target: its own ``forecast``, else the physics load's usual one
+        self.loads: dict[str, str] = {}
         for ld in p.loads:
             tgt = getattr(ld, "forecast", "") or _TARGET_OF.get(ctx.load_of[ld.name], "")
-            if not tgt:
-                continue
-            self.loads[ld.name] = tgt
-            if tgt not in targets:
-                targets.append(tgt)
-                self.site_kw[tgt] = sum(x.peak_kw for x in p.loads if (getattr(x, "forecast", "")
-                                        or _TARGET_OF.get(ctx.load_of[x.name], "")) == tgt)
+            if tgt:
+                self.loads[ld.name] = tgt
+        self.site_kw = site_scale_kw(p, self.loads)    # target -> the site's rating or peak (kW)
+        targets = [t for t in ("pv", "wind") if t in self.site_kw]
+        targets += list(dict.fromkeys(self.loads.values()))
         self.targets = targets
         model_dir = MODELS_DIR
         if forecasts == "naive":
@@ -243,7 +235,7 @@ class _Mpc:
         self.oracle = forecasts == "oracle"
         self.fc = Forecaster(model_dir, timezone=ctx.site.timezone, latitude=ctx.park.spec.lat_deg,
                              longitude=ctx.park.spec.lon_deg, targets=targets,
-                             site_scale_kw={t: v for t, v in self.site_kw.items() if v > 0})
+                             site_scale_kw=self.site_kw)
         self.issued: dict[str, list[tuple[int, F64]]] = {t: [] for t in targets}
         self.ms: list[float] = []
 
