@@ -79,7 +79,8 @@ def controller_config(site: SiteConfig, *, deadline_s: float = 0.05) -> Controll
     return ControllerConfig(site.plant, tariff, limits, step_min=float(site.control.step_min),
                             horizon_h=site.control.horizon_h,
                             layout=site.control.layout or GRADED,
-                            stale_after_s=site.control.stale_after_s, deadline_s=deadline_s)
+                            stale_after_s=site.control.stale_after_s, deadline_s=deadline_s,
+                            tick_s=site.control.tick_s)
 
 
 @dataclass(frozen=True, slots=True)

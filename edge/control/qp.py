@@ -370,7 +370,6 @@ class QpModel:
         p = self.plant
         out = {"grid.imp", "grid.exp"}
         out |= {f"{b.name}.{k}" for b in p.batteries for k in ("ch", "dis")}
-        out |= {f"{s.name}.melt" for s in p.ice_stores}
         out |= {f"{d.name}.ice" for d in p.dual_chillers}
         return out
 
