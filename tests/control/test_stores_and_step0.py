@@ -226,3 +226,11 @@ def test_step0_takes_the_loads_over_the_hold_of_its_setpoints(park_b: Park) -> N
     minute = _inputs(replace(park_b.config, tick_s=60.0), grid, snap, fc, None).heat_kw[0]
     assert np.isclose(step, 2500.0)                             # 450 s ahead
     assert np.isclose(minute, 2000.0 + 1000.0 * 30.0 / 900.0)  # 30 s ahead
+
+
+def test_the_daemons_controller_holds_step0_for_its_tick() -> None:
+    from edge.config import embedded_site_path, load_site
+    from edge.runner import controller_config
+
+    site = load_site(embedded_site_path("park-b"), ["control.tick_s=2.0"])
+    assert controller_config(site).tick_s == 2.0
