@@ -401,14 +401,37 @@ def _setpoints(p: PlantModel, fs: FirstStep, cm: Commitment, inp: _Inputs) -> di
 
 
 def _prev_kw(p: PlantModel, last: Mapping[str, float]) -> dict[str, float]:
-    """Last setpoints as the QP's smoothed series (magnitudes)."""
+    """Last setpoints as the QP's smoothed series (magnitudes).
+
+    Every smoothed series needs one: step 0 is smoothed against it, and a series without
+    one (boilers, chillers, ice melting) was smoothed against 0, a pull towards zero on
+    every tick that a single 12 MW melt series felt more than seven chillers sharing the
+    rest."""
     out: dict[str, float] = {}
+
+    def put(series: str, point: str, sign: float = -1.0) -> None:
+        if point and point in last:
+            out[series] = sign * last[point]
     for b in p.batteries:
-        if b.p_set_point in last:
-            out[f"{b.name}.net"] = last[b.p_set_point] / 1.0
+        put(f"{b.name}.net", b.p_set_point, 1.0)
     for u in p.generators:
-        if u.p_set_point in last:
-            out[f"{u.name}.p"] = -last[u.p_set_point]
+        put(f"{u.name}.p", u.p_set_point)
+    for g in p.gas_boilers:
+        put(f"{g.name}.q", g.q_set_point)
+    for e in p.electric_boilers:
+        put(f"{e.name}.q", e.q_set_point)
+        if e.stored:
+            put(f"{e.name}.p", e.p_set_point, 1.0)
+    for c in p.coolers:
+        put(f"{c.name}.c", c.cool_set_point)
+    for d in p.dual_chillers:
+        mode = last.get(d.mode_set_point)
+        if d.cool_set_point in last and mode is not None:
+            kw = -last[d.cool_set_point]
+            out[f"{d.name}.c"] = kw if mode == 1.0 else 0.0
+            out[f"{d.name}.ice"] = kw if mode == 2.0 else 0.0
+    for st in p.ice_stores:
+        put(f"{st.name}.melt", st.melt_set_point)
     return out
 
 
@@ -437,7 +460,8 @@ def _relaxed(state: ControllerState, inp: _Inputs, t: float,
     charge_ok, melt_ok = windows
     ones = np.ones(grid.n)
     td = _td(state.config, inp, {u.name: ones for u in p.switched},
-             {d.name: charge_ok[d.ice_store] for d in p.dual_chillers}, melt_ok, {}, relaxed=True)
+             {d.name: charge_ok[d.ice_store] for d in p.dual_chillers}, melt_ok,
+             _prev_kw(p, state.last_setpoints), relaxed=True)
     warm = None
     if model.warm is not None:
         x0, y0, ts0 = model.warm

@@ -234,3 +234,24 @@ def test_the_daemons_controller_holds_step0_for_its_tick() -> None:
 
     site = load_site(embedded_site_path("park-b"), ["control.tick_s=2.0"])
     assert controller_config(site).tick_s == 2.0
+
+
+def test_every_smoothed_series_is_smoothed_against_its_last_setpoint(park_a: Park, park_b: Park) -> None:
+    """Step 0 is smoothed against the last setpoint; a series without one was smoothed
+    against 0 on every tick. Ice melting (one 12 MW series against seven chillers) lost
+    most: Park B captured 86.6 / 91.7 % of the saving (summer / winter), 88.0 / 94.6 %
+    with every last setpoint read back."""
+    from edge.control.controller import _prev_kw
+
+    for pk, t in ((park_a, T0 + 12 * 3600), (park_b, AFTERNOON)):
+        fc = pk.forecast(T0, n=300)
+        _, st = decide(pk.snapshot(t), fc, None, ControllerState.fresh(pk.config))
+        assert st.last is not None
+        model = st.cache[st.last.key]
+        prev = _prev_kw(pk.plant, st.last_setpoints)
+        devices = {s for s in model._smoothed_names() if not s.startswith(("slack.", "dump."))}
+        assert devices <= set(prev)             # the slacks and dumps are meant to go to 0
+        # and as the QP has them: the melt now is the melt set (passive sign flipped)
+        if pk is park_b:
+            assert np.isclose(prev["ice1.melt"], -st.last_setpoints["ice1.melt_set_kw"])
+            assert np.isclose(prev["ice1.melt"], model.first(st.last.x, "ice1.melt"), atol=50.0)
