@@ -75,6 +75,7 @@ def _sequence(name: str, ticks: int, layout: tuple[tuple[float, int], ...] | str
     soc, ice = 0.5, 0.3
     last: tuple[frozenset[str], Vec, Vec] | None = None
     status: dict[str, Any] = {}
+    prev: dict[str, float] = {}         # the last step 0, as decide smooths against it
     for i in range(ticks):
         t = T0 + 6 * 3600.0 + i * tick_s
         issued = np.floor(t / 900.0) * 900.0       # forecasts refresh every 15 min
@@ -86,7 +87,7 @@ def _sequence(name: str, ticks: int, layout: tuple[tuple[float, int], ...] | str
         relax_ms.append((time.perf_counter() - t0) * 1e3)
         cm = _commitment(pk.config, grid, inp, t, status, relaxed, windows)
         status = cm.status_after_first(t, status)
-        td = _tick_data(pk.config, inp, cm, {})
+        td = _tick_data(pk.config, inp, cm, prev)
         model = models.get(cm.units)
         q, lo, up, mask = (m := model or QpModel(pk.plant, grid, cm.units, eps=eps,
                                                            settings=dict(settings or {}))).vectors(td)
@@ -109,6 +110,7 @@ def _sequence(name: str, ticks: int, layout: tuple[tuple[float, int], ...] | str
         xs.append(res.x)
         recs.append(_Tick(cm.units, q, lo, up, px))
         last = (cm.units, res.x, res.y)
+        prev = _step0_kw(m, res.x)
         frac = tick_s / (grid.dt_h[0] * 3600.0)      # how much of step 0 passes before the next
         for b in pk.plant.batteries:
             end = m.first(res.x, f"{b.name}.e") / b.capacity_kwh
@@ -120,6 +122,19 @@ def _sequence(name: str, ticks: int, layout: tuple[tuple[float, int], ...] | str
             "failed": failed, "layout": pk.config.layout, "n": models[recs[0].key].n if recs else 0,
             "m": models[recs[0].key].m if recs else 0, "steps": grid.n}
     return models, recs, info
+
+
+def _step0_kw(model: QpModel, x: Vec) -> dict[str, float]:
+    """Step 0 of every smoothed series (kW; a battery's net charge), as ``_prev_kw`` reads
+    it back from the setpoints."""
+    out: dict[str, float] = {}
+    for name in model._smoothed_names():
+        if name.endswith(".net"):
+            b = name[:-4]
+            out[name] = model.first(x, f"{b}.ch") - model.first(x, f"{b}.dis")
+        else:
+            out[name] = model.first(x, name)
+    return out
 
 
 def _p_full(model: QpModel, px: Vec) -> sp.csc_matrix:
