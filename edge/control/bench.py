@@ -83,7 +83,7 @@ def _sequence(name: str, ticks: int, layout: tuple[tuple[float, int], ...] | str
         inp = _inputs(pk.config, grid, pk.snapshot(t, soc_frac=soc, ice_frac=ice), fc, None)
         windows = ice_windows(pk.plant, grid, t)
         t0 = time.perf_counter()
-        relaxed = _relaxed(state, inp, t, windows)
+        relaxed = _relaxed(state, inp, t, windows, prev)
         relax_ms.append((time.perf_counter() - t0) * 1e3)
         cm = _commitment(pk.config, grid, inp, t, status, relaxed, windows)
         status = cm.status_after_first(t, status)
@@ -125,16 +125,11 @@ def _sequence(name: str, ticks: int, layout: tuple[tuple[float, int], ...] | str
 
 
 def _step0_kw(model: QpModel, x: Vec) -> dict[str, float]:
-    """Step 0 of every smoothed series (kW; a battery's net charge), as ``_prev_kw`` reads
-    it back from the setpoints."""
-    out: dict[str, float] = {}
-    for name in model._smoothed_names():
-        if name.endswith(".net"):
-            b = name[:-4]
-            out[name] = model.first(x, f"{b}.ch") - model.first(x, f"{b}.dis")
-        else:
-            out[name] = model.first(x, name)
-    return out
+    """Step 0 of every smoothed series (kW), as ``controller._prev_kw`` reads it back from
+    the setpoints."""
+    return {name: sum(sign * model.first(x, part) for part, sign in
+                      zip(model._smooth_parts(name), model._smooth_signs(name), strict=True))
+            for name in model._smoothed_names()}
 
 
 def _p_full(model: QpModel, px: Vec) -> sp.csc_matrix:

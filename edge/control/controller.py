@@ -277,16 +277,17 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
 
     rated = sum(r.p_rated_kw for r in p.renewables if r.kind == "pv") or 1.0
     wrated = sum(r.p_rated_kw for r in p.renewables if r.kind == "wind") or 1.0
-    ren = {r.name: np.clip(fs(fc.pv_kw if r.kind == "pv" else fc.wind_kw), 0, None)
-           * r.p_rated_kw / (rated if r.kind == "pv" else wrated) for r in p.renewables}
+    ren: dict[str, Vec] = {}
     for r in p.renewables:
+        # this asset's share of its kind's forecast
+        raw = (np.clip(fc.pv_kw if r.kind == "pv" else fc.wind_kw, 0, None)
+               * r.p_rated_kw / (rated if r.kind == "pv" else wrated))
+        trace(r.name, raw)
         # step 0 from what the plant could give in the step just measured, as for the loads:
         # a forecast below it had the battery exporting into the export limit while the PV
         # it displaced was spilled
         now = _read(snap, r.avail_point, cfg.stale_after_s) if r.avail_point else None
-        share = r.p_rated_kw / (rated if r.kind == "pv" else wrated)
-        trace(r.name, np.clip(fc.pv_kw if r.kind == "pv" else fc.wind_kw, 0, None) * share)
-        ren[r.name] = corrected_series(ren[r.name], now if now is not None and now >= 0 else None,
+        ren[r.name] = corrected_series(fs(raw), now if now is not None and now >= 0 else None,
                                        prev_at(r.name, [r.avail_point]), grid, half_h,
                                        max_kw=r.p_rated_kw)
     elec = np.zeros(grid.n)
@@ -444,7 +445,8 @@ def _model(state: ControllerState, key: frozenset[str]) -> QpModel:
 
 
 def _relaxed(state: ControllerState, inp: _Inputs, t: float,
-             windows: tuple[dict[str, Vec], dict[str, Vec]]) -> dict[str, Vec] | None:
+             windows: tuple[dict[str, Vec], dict[str, Vec]],
+             prev_kw: Mapping[str, float]) -> dict[str, Vec] | None:
     """The QP with every unit available and no minimum loads: what each unit would do if it
     could run at any load. Its per-unit series are what the commitment rounds into whole
     units, so on/off follows the same prices and balances as the dispatch. None when it
@@ -460,8 +462,8 @@ def _relaxed(state: ControllerState, inp: _Inputs, t: float,
     charge_ok, melt_ok = windows
     ones = np.ones(grid.n)
     td = _td(state.config, inp, {u.name: ones for u in p.switched},
-             {d.name: charge_ok[d.ice_store] for d in p.dual_chillers}, melt_ok,
-             _prev_kw(p, state.last_setpoints), relaxed=True)
+             {d.name: charge_ok[d.ice_store] for d in p.dual_chillers}, melt_ok, prev_kw,
+             relaxed=True)
     warm = None
     if model.warm is not None:
         x0, y0, ts0 = model.warm
@@ -505,9 +507,10 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
     inp = _inputs(cfg, grid, snapshot, forecast, plan, state.fc_trace if recent else None)
     fc_ok = forecast.start_ts <= t < forecast.start_ts + forecast.step_s * len(forecast.heat_kw)
     windows = ice_windows(p, grid, t)
-    relaxed = None if inp.missing or not fc_ok else _relaxed(state, inp, t, windows)
+    prev_kw = _prev_kw(p, state.last_setpoints)
+    relaxed = None if inp.missing or not fc_ok else _relaxed(state, inp, t, windows, prev_kw)
     cm = _commitment(cfg, grid, inp, t, state.status, relaxed, windows)
-    td = _tick_data(cfg, inp, cm, _prev_kw(p, state.last_setpoints))
+    td = _tick_data(cfg, inp, cm, prev_kw)
     detail = ""
     if inp.missing or not fc_ok:
         detail = "stale inputs: " + ", ".join(inp.missing or ["forecast does not cover now"])
