@@ -450,15 +450,15 @@ class QpModel:
                 q[self.sl(f"{dg.name}.p")] = (cost + ng) * dt * u
                 lo[self.sl(f"{dg.name}.p")] = firm * on * dg.min_load_frac * dg.p_max_kw * mw / u
                 up[self.sl(f"{dg.name}.p")] = on * dg.p_max_kw * mw / u
-        # The non-green weight is on every kWh of supply that is not renewable, a gas
-        # boiler's heat as much as an import: on imports alone it made gas heat cheaper
-        # than heat stored from the night's imports, moving Park B's evening heat from one
-        # non-green source to the other (the green share rose only because less
-        # electricity was used), at 1.9 points of its captured saving.
+        # The non-green weight on a gas boiler's heat as on an import (Objective): on imports
+        # alone it made gas heat cheaper than heat stored from the night's imports, moving
+        # Park B's evening heat from one non-green source to the other (the green share
+        # rose only because less electricity was used).
+        ng_heat = ng * ob.non_green_gas_heat_frac
         for gb in p.gas_boilers:
-            q[self.sl(f"{gb.name}.q")] = (gas_kwh / gb.eta + ng) * dt
+            q[self.sl(f"{gb.name}.q")] = (gas_kwh / gb.eta + ng_heat) * dt
             up[self.sl(f"{gb.name}.q")] = gb.q_max_kw * mw
-        gas_heat = min((gas_kwh / gb.eta + ng for gb in p.gas_boilers), default=np.inf)
+        gas_heat = min((gas_kwh / gb.eta + ng_heat for gb in p.gas_boilers), default=np.inf)
         for eb in p.electric_boilers:
             up[self.sl(f"{eb.name}.q")] = eb.q_max_kw * mw
             if not eb.stored:

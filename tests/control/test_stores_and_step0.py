@@ -265,11 +265,21 @@ def test_evening_heat_is_stored_at_night_not_left_to_gas(park_b: Park) -> None:
     hour = ((np.arange(300) + 0.5) * 0.25) % 24
     fc = replace(park_b.forecast(T0, n=300), heat_kw=np.where((hour >= 16) & (hour < 22), 1000.0, 0.0),
                  cooling_kw=np.zeros(300))
-    d, st = decide(park_b.snapshot(T0 + 4 * 3600, heat_store_frac=0.0), fc, None,
-                   ControllerState.fresh(park_b.config))
-    assert d.reason == "optimal" and st.last is not None
-    model = st.cache[st.last.key]
-    gas_kwh = sum(float((model.unit[f"{gb.name}.q"] * st.last.x[model.sl(f"{gb.name}.q")]
-                         * model.grid.dt_h).sum()) * 1e3 for gb in park_b.plant.gas_boilers)
-    assert gas_kwh < 100.0
-    assert d.setpoints["ehb1.p_set_kw"] + d.setpoints["ehb2.p_set_kw"] > 2000.0   # charging now
+
+    def planned(pk: Park) -> tuple[float, float]:
+        d, st = decide(pk.snapshot(T0 + 4 * 3600, heat_store_frac=0.0), fc, None,
+                       ControllerState.fresh(pk.config))
+        assert d.reason == "optimal" and st.last is not None
+        model = st.cache[st.last.key]
+        gas_kwh = sum(float((model.unit[f"{gb.name}.q"] * st.last.x[model.sl(f"{gb.name}.q")]
+                             * model.grid.dt_h).sum()) * 1e3 for gb in pk.plant.gas_boilers)
+        return gas_kwh, d.setpoints["ehb1.p_set_kw"] + d.setpoints["ehb2.p_set_kw"]
+
+    gas_kwh, charging_kw = planned(park_b)
+    assert gas_kwh < 100.0 and charging_kw > 2000.0
+    # the weight on imports alone (DESIGN.md's list), as before
+    ob = replace(park_b.plant.objective, non_green_gas_heat_frac=0.0)
+    old = replace(park_b, plant=replace(park_b.plant, objective=ob),
+                  config=replace(park_b.config, plant=replace(park_b.plant, objective=ob)))
+    gas_kwh, charging_kw = planned(old)
+    assert gas_kwh > 1000.0 and charging_kw < 2000.0
