@@ -43,6 +43,11 @@ class AssetsInvalid(ValueError):
         super().__init__("; ".join(str(e) for e in errors))
         self.errors = errors
 
+    def __reduce__(self) -> tuple[type[AssetsInvalid], tuple[list[AssetError]]]:
+        # rebuilt from the errors, not from the message: a process pool's pickling had
+        # passed the message back in and split it into characters
+        return (AssetsInvalid, (self.errors,))
+
 
 @dataclass(frozen=True, slots=True)
 class Battery:

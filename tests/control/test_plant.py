@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -53,6 +54,9 @@ def test_every_error_has_a_key_path() -> None:
     assert msg["assets.battery.bess1.capacity_kwh"] == "required"
     assert msg["assets.battery.bess1.colour"] == "unknown key"
     assert "1.5" in msg["assets.chp.chp1.eta_elec"]
+    # through a process pool (the evaluation table's) the message arrives as it left
+    back = pickle.loads(pickle.dumps(ei.value))
+    assert str(back) == str(ei.value) and back.errors == ei.value.errors
 
 
 def test_dual_chiller_must_name_a_store_and_soc_range_ordered() -> None:
