@@ -17,6 +17,7 @@ from the same plant state.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import time
 from collections.abc import Mapping
@@ -328,11 +329,14 @@ def _actual(ctx: _Ctx, ts: F64) -> _Actual:
                    np.array([e.heat_kw for e in exo]), np.array([e.cool_kw for e in exo]))
 
 
-def _perfect_plan(ctx: _Ctx, t0: float, n: int, gap: float, time_limit_s: float) -> tuple[Any, list[dict[str, float]]]:
+def _perfect_inputs(ctx: _Ctx, t0: float, n: int, ticks_per_step: int) -> PerfectInputs:
+    """The window as the bound sees it: ``n`` steps of 15 min, each cut into ``ticks_per_step``
+    (the physics' step), the actual loads and renewables at each one's middle."""
     p, park = ctx.site.plant, ctx.park
-    mids = t0 + (np.arange(n) + 0.5) * STEP_S
+    dt_s = STEP_S / ticks_per_step
+    mids = t0 + (np.arange(n * ticks_per_step) + 0.5) * dt_s
     a = _actual(ctx, mids)
-    imp, exp, co2 = _prices(ctx, t0, n)
+    imp, exp, co2 = (np.repeat(v, ticks_per_step) for v in _prices(ctx, t0, n))   # booked per step
     tf = ctx.site.tariff
     pv_rated = sum(r.p_rated_kw for r in p.renewables if r.kind == "pv") or 1.0
     w_rated = sum(r.p_rated_kw for r in p.renewables if r.kind == "wind") or 1.0
@@ -370,10 +374,27 @@ def _perfect_plan(ctx: _Ctx, t0: float, n: int, gap: float, time_limit_s: float)
     cop_ice = max((d.cop_ice for d in p.dual_chillers), default=4.0)
     term |= {s.name: pmin / (cop_ice * s.charge_eff) for s in p.ice_stores}
     term |= {eb.name: pmin / eb.eta for eb in p.electric_boilers}
-    inp = PerfectInputs(STEP_S / 3600.0, imp, exp, co2, tf.gas_cny_per_m3, tf.carbon_cny_per_t,
+    return PerfectInputs(dt_s / 3600.0, imp, exp, co2, tf.gas_cny_per_m3, tf.carbon_cny_per_t,
                         tf.diesel_cny_per_l, ren, elec, heat, cool, charge_ok, soc, ice, on0, term,
                         heat_store_kwh=hs)
-    res = solve_perfect(p, inp, time_limit_s=time_limit_s, mip_rel_gap=gap)
+
+
+def _perfect_plan(ctx: _Ctx, t0: float, n: int, gap: float, time_limit_s: float,
+                  ticks_per_step: int = 1) -> tuple[Any, list[dict[str, float]]]:
+    """The bound's setpoints for every tick. Finer than 15 min, the 15-min MILP's commitment
+    is kept and the dispatch re-solved at the tick (an LP): held through the ticks, the
+    15-min plan cost 1.1-1.3 % more on Park A and left load unserved within the steps."""
+    p = ctx.site.plant
+    res = solve_perfect(p, _perfect_inputs(ctx, t0, n, 1), time_limit_s=time_limit_s, mip_rel_gap=gap)
+    inp = _perfect_inputs(ctx, t0, n, ticks_per_step)
+    if ticks_per_step > 1:
+        fixed = {name: np.repeat(np.round(res.series[name]), ticks_per_step) for name in res.integers}
+        fine = solve_perfect(p, inp, time_limit_s=time_limit_s, mip_rel_gap=gap, fixed=fixed)
+        res = dataclasses.replace(fine, status=f"{res.status}; dispatch re-solved per tick: {fine.status}",
+                                  mip_gap=res.mip_gap, solve_ms=res.solve_ms + fine.solve_ms,
+                                  n_binaries=res.n_binaries,
+                                  dual_bound_cny=fine.objective_cny)
+    ren, elec = inp.renewable_kw, inp.elec_kw
     x = res.series
 
     def g(s: str, k: int) -> float:
@@ -382,7 +403,7 @@ def _perfect_plan(ctx: _Ctx, t0: float, n: int, gap: float, time_limit_s: float)
 
     plans: list[dict[str, float]] = []
     lim = ctx.cfg.all_limits()
-    for k in range(n):
+    for k in range(len(inp.price_import)):
         sp: dict[str, float] = {}
         for b in p.batteries:
             sp[b.p_set_point] = g(f"{b.name}.ch", k) - g(f"{b.name}.dis", k)
@@ -657,7 +678,8 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
     perfect_res = None
     perfect_sp: list[dict[str, float]] = []
     if controller == "perfect":
-        perfect_res, perfect_sp = _perfect_plan(ctx, park.t_s, n, perfect_gap, perfect_time_limit_s)
+        perfect_res, perfect_sp = _perfect_plan(ctx, park.t_s, n, perfect_gap, perfect_time_limit_s,
+                                                 ticks_per_step)
     state = ControllerState.fresh(cfg)
     tick_ms: list[float] = []
     qp_ms: list[float] = []
@@ -678,7 +700,7 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
             t = park.t_s
             meas = park.measurements()
             if controller == "perfect":
-                sp: Mapping[str, float] = perfect_sp[k]
+                sp: Mapping[str, float] = perfect_sp[k * ticks_per_step + _tick]
             else:
                 snap = _snapshot(ctx, t, meas, tick_s)
                 if fc is not None:

@@ -74,11 +74,13 @@ class PerfectResult:
     solve_ms: float
     n_vars: int
     n_binaries: int
+    integers: tuple[str, ...] = ()          # names of the on/off series (to fix them in a re-solve)
 
 
 class _Lp:
-    def __init__(self, T: int) -> None:
+    def __init__(self, T: int, fixed: Mapping[str, F64] | None = None) -> None:
         self.T = T
+        self.fixed = fixed
         self.n = 0
         self.idx: dict[str, NDArray[np.int64]] = {}
         self.lb: list[F64] = []
@@ -98,6 +100,8 @@ class _Lp:
         ix = np.arange(self.n, self.n + T)
         self.n += T
         self.idx[name] = ix
+        if integer and self.fixed is not None:
+            lb = ub = np.asarray(self.fixed[name], float)
         self.lb.append(np.broadcast_to(np.asarray(lb, float), (T,)).copy())
         self.ub.append(np.broadcast_to(np.asarray(ub, float), (T,)).copy())
         self.c.append(np.broadcast_to(np.asarray(cost, float), (T,)).copy())
@@ -137,6 +141,8 @@ def _commit(lp: _Lp, name: str, on: NDArray[np.int64], u0: int, up_steps: int, d
     rhs = np.zeros(T)
     rhs[0] = u0
     lp.rows_([(on, 1.0), (_prev(on), -1.0), (s, -1.0), (w, 1.0)], rhs, rhs)
+    if lp.fixed is not None:
+        return      # the commitment is given (and kept its minimum times where it was made)
     for k in range(1, up_steps):       # started within the last up_steps -> still on
         lp.rows_([(on, 1.0), (_prev(s, k), -1.0)], 0.0, math.inf)
     for k in range(1, down_steps):     # stopped within the last down_steps -> still off
@@ -144,10 +150,13 @@ def _commit(lp: _Lp, name: str, on: NDArray[np.int64], u0: int, up_steps: int, d
 
 
 def solve_perfect(plant: PlantModel, inp: PerfectInputs, *, time_limit_s: float = 120.0,
-                  mip_rel_gap: float = 1e-4) -> PerfectResult:
+                  mip_rel_gap: float = 1e-4, fixed: Mapping[str, F64] | None = None) -> PerfectResult:
+    """The window's plan. With ``fixed`` (every on/off series by name, 0/1 per step) the
+    commitment is given and only the dispatch is solved: an LP, used to re-solve a 15-min
+    MILP's commitment at the physics' finer step."""
     T = len(inp.price_import)
     dt = inp.dt_h
-    lp = _Lp(T)
+    lp = _Lp(T, fixed)
     ob = plant.objective
     carbon = inp.carbon_cny_per_t * 1e-3
     gas_kwh = inp.gas_cny_per_m3 / GAS_KWH_PER_M3 + carbon * GAS_CO2_KG_PER_KWH
@@ -312,5 +321,6 @@ def solve_perfect(plant: PlantModel, inp: PerfectInputs, *, time_limit_s: float 
     const = (sum(inp.terminal_cny_per_kwh.get(b.name, 0.0) * inp.soc_kwh[b.name] for b in plant.batteries)
              + sum(inp.terminal_cny_per_kwh.get(s.name, 0.0) * inp.ice_kwh[s.name] for s in plant.ice_stores)
              + sum(inp.terminal_cny_per_kwh.get(k, 0.0) * v for k, v in inp.heat_store_kwh.items()))
+    ints = tuple(name for name, ix in lp.idx.items() if integ[ix[0]] > 0)
     return PerfectResult(series, float(res.fun) + const, str(res.message), gap, bound + const, ms, lp.n,
-                         int(integ.sum()))
+                         int(integ.sum()), ints)
