@@ -80,7 +80,8 @@ def controller_config(site: SiteConfig, *, deadline_s: float = 0.05) -> Controll
                             horizon_h=site.control.horizon_h,
                             layout=site.control.layout or GRADED,
                             stale_after_s=site.control.stale_after_s, deadline_s=deadline_s,
-                            tick_s=site.control.tick_s)
+                            tick_s=site.control.tick_s,
+                            store_margin_frac=site.control.store_margin_frac)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +211,7 @@ class ControlRunner:
                                          site_scale_kw=site_scale_kw(self.plant))
         self.forecast: Forecast | None = None
         self._p50: dict[str, np.ndarray] = {}
+        self._p90: dict[str, np.ndarray] = {}
         self._persisted: list[str] = []
         self.forecast_refresh_ms = 0.0
         self.forecast_sources: dict[str, str] = {}
@@ -223,6 +225,7 @@ class ControlRunner:
         if self.forecast is None or self.forecast.start_ts != step * STEP_S:
             t0 = time.perf_counter()
             self._p50 = {}
+            self._p90 = {}
             self.forecast_sources = {}
             if self.forecaster is not None:
                 # the plan's weather over the day ahead; a model whose keys it lacks runs
@@ -231,6 +234,7 @@ class ControlRunner:
                 fc = self.forecaster.refresh(step, self.history.arrays(), weather or None)
                 for t, tf in fc.targets.items():
                     self._p50[t] = np.asarray(tf.p50_kw, dtype=np.float64)
+                    self._p90[t] = np.asarray(tf.p90_kw, dtype=np.float64)
                     self.forecast_sources[t] = tf.source
             self._persisted = [t for t in self.sources
                                if t not in self._p50 or self.history.complete_steps(t) == 0]
@@ -243,18 +247,22 @@ class ControlRunner:
         # nothing measured over a whole step yet: the latest reading held flat, every tick
         for t in self._persisted:
             self._p50[t] = np.full(96, self.history.latest.get(t, 0.0))
-        self.forecast = self._control_forecast(step * STEP_S, self._p50, snap)
+            self._p90.pop(t, None)
+        self.forecast = self._control_forecast(step * STEP_S, self._p50, snap, self._p90)
         return self.forecast
 
     def _control_forecast(self, start_ts: float, p50: Mapping[str, np.ndarray],
-                          snap: Snapshot) -> Forecast:
-        """The targets' P50 as edge.control's per-asset magnitudes."""
+                          snap: Snapshot, p90: Mapping[str, np.ndarray] | None = None) -> Forecast:
+        """The targets' P50 as edge.control's per-asset magnitudes, with the heat and cooling
+        P90 where every target behind them has one (a persisted target has none)."""
         n = len(next(iter(p50.values()))) if p50 else 96
         zero = np.zeros(n)
         pv = p50.get("pv", zero)
         wind = p50.get("wind", zero)
         elec: dict[str, np.ndarray] = {}
         heat, cool = zero.copy(), zero.copy()
+        heat90: np.ndarray | None = zero.copy()
+        cool90: np.ndarray | None = zero.copy()
         by_target: dict[str, list[Any]] = {}
         for ld in self.plant.loads:
             by_target.setdefault(ld.forecast or f"_{ld.name}", []).append(ld)
@@ -267,14 +275,18 @@ class ControlRunner:
                 else:                                       # no forecast target: persistence
                     v = snap.value(ld.p_point) if ld.p_point else None
                     s = np.full(n, max(v, 0.0) if v is not None else 0.0)
+                hi = (p90 or {}).get(target)
+                s90 = hi * ld.peak_kw / peak if series is not None and hi is not None else None
                 if ld.kind == "electric":
                     elec[ld.name] = s
                 elif ld.kind == "heat":
                     heat = heat + s
+                    heat90 = heat90 + s90 if heat90 is not None and s90 is not None else None
                 else:
                     cool = cool + s
+                    cool90 = cool90 + s90 if cool90 is not None and s90 is not None else None
         return Forecast(start_ts, float(STEP_S), np.clip(pv, 0, None), np.clip(wind, 0, None), elec,
-                        heat, cool, issued_ts=snap.ts)
+                        heat, cool, issued_ts=snap.ts, heat_p90_kw=heat90, cooling_p90_kw=cool90)
 
     def forecast_summary(self) -> dict[str, Any]:
         """What ``parkedge forecast`` shows: per target, source, history and the P50's shape."""

@@ -66,6 +66,12 @@ class ControllerConfig:
     # how long step 0's setpoints hold: the tick period (the daemon's [control] tick_s);
     # None: a whole step (one decision a step, as the evaluation's default)
     tick_s: float | None = None
+    # Heat and cooling that a store serves are planned at P50 + frac x (P90 - P50) of their
+    # forecast (where it has a P90): a store run short meets the peak with chillers or gas
+    # at the peak price, one left with a margin keeps it for tomorrow. Park B, 15-min steps,
+    # shipped models: 89.8 / 95.4 -> 91.0 / 95.9 % of the saving captured (summer /
+    # winter; 0.2: 90.8 / 95.9 %). 0: plan on the P50.
+    store_margin_frac: float = 0.4
     eps: float = 1e-3
     rules: Literal["auto", "park_a", "park_b", "none"] = "auto"
 
@@ -311,7 +317,12 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         if ld.interruptible_frac > 0:
             shed[ld.name] = ld.interruptible_frac * f
     thermal: dict[str, Vec] = {}
-    for kind, raw in (("heat", fc.heat_kw), ("cooling", fc.cooling_kw)):
+    stored = {"heat": any(e.stored for e in p.electric_boilers), "cooling": bool(p.ice_stores)}
+    for kind, raw, p90 in (("heat", fc.heat_kw, fc.heat_p90_kw),
+                           ("cooling", fc.cooling_kw, fc.cooling_p90_kw)):
+        if stored[kind] and p90 is not None and cfg.store_margin_frac > 0:
+            # the margin is in the series the next tick's miss is taken against (trace)
+            raw = raw + cfg.store_margin_frac * np.clip(np.asarray(p90, float) - raw, 0.0, None)
         arr = fs(raw)
         pts = [ld.p_point for ld in p.loads if ld.kind == kind and ld.p_point]
         vals = [_read(snap, k, cfg.stale_after_s) for k in pts]

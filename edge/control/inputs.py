@@ -48,6 +48,10 @@ class Forecast:
     heat_kw: Vec
     cooling_kw: Vec
     issued_ts: float = 0.0
+    # the forecaster's P90 of the heat and cooling loads (kW), where it gives one: stores
+    # are planned with a margin towards it (ControllerConfig.store_margin_frac)
+    heat_p90_kw: Vec | None = None
+    cooling_p90_kw: Vec | None = None
 
 
 @dataclass(frozen=True, slots=True)

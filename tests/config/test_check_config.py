@@ -262,3 +262,17 @@ def test_step_layout_is_read_and_checked(tmp_path: Path, capsys: pytest.CaptureF
     (err,) = errors_of(tmp_path, text, capsys)
     assert f":{line_no(text, 'layout')}: control.layout[1]: must be [hours > 0, whole multiple" in err
     assert "got [0, 2]" in err
+
+
+def test_store_margin_is_read_and_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.config import embedded_site_path
+    from edge.runner import controller_config
+
+    assert load_site(write(tmp_path, VALID)).control.store_margin_frac == 0.4
+    good = VALID.replace("horizon_h = 24", "horizon_h = 24\nstore_margin_frac = 0.2")
+    assert load_site(write(tmp_path, good)).control.store_margin_frac == 0.2
+    site = load_site(embedded_site_path("park-b"), ["control.store_margin_frac=0.1"])
+    assert controller_config(site).store_margin_frac == 0.1
+    text = VALID.replace("horizon_h = 24", "horizon_h = 24\nstore_margin_frac = 1.5")
+    (err,) = errors_of(tmp_path, text, capsys)
+    assert f":{line_no(text, 'store_margin_frac')}: control.store_margin_frac: must be within 0..1" in err

@@ -251,6 +251,7 @@ class _Mpc:
         out = self.fc.update(t, hist, weather)
         self.ms.append((time.perf_counter() - t0) * 1e3)
         p50 = {tg: np.asarray(out.targets[tg].p50_kw) for tg in self.targets}
+        p90 = {tg: np.asarray(out.targets[tg].p90_kw) for tg in self.targets}
         for tg in self.targets:
             self.issued[tg].append((step_idx, p50[tg]))
         p = ctx.site.plant
@@ -260,6 +261,10 @@ class _Mpc:
                    zeros.copy())
         cool = sum((p50[self.loads[ld.name]] for ld in p.loads if ld.kind == "cooling" and ld.name in self.loads),
                    zeros.copy())
+        heat90 = sum((p90[self.loads[ld.name]] for ld in p.loads if ld.kind == "heat" and ld.name in self.loads),
+                     zeros.copy())
+        cool90 = sum((p90[self.loads[ld.name]] for ld in p.loads if ld.kind == "cooling" and ld.name in self.loads),
+                     zeros.copy())
         # the split between loads of one target is by peak
         for tg in set(self.loads.values()):
             names = [ld for ld in p.loads if ld.kind == "electric" and self.loads.get(ld.name) == tg]
@@ -267,7 +272,8 @@ class _Mpc:
             for ld in names:
                 elec[ld.name] = p50[tg] * ld.peak_kw / tot
         return Forecast(out.origin_ts, STEP_S, p50.get("pv", zeros), p50.get("wind", zeros), elec,
-                        np.asarray(heat), np.asarray(cool), issued_ts=t)
+                        np.asarray(heat), np.asarray(cool), issued_ts=t,
+                        heat_p90_kw=np.asarray(heat90), cooling_p90_kw=np.asarray(cool90))
 
     def _oracle(self, t: float) -> Forecast:
         """What will happen over the next day, exactly (a diagnostic: the controller's own share
