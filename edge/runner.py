@@ -234,7 +234,11 @@ class ControlRunner:
                 fc = self.forecaster.refresh(step, self.history.arrays(), weather or None)
                 for t, tf in fc.targets.items():
                     self._p50[t] = np.asarray(tf.p50_kw, dtype=np.float64)
-                    self._p90[t] = np.asarray(tf.p90_kw, dtype=np.float64)
+                    if tf.source.startswith("model"):
+                        # a baseline's interval is its residual quantiles over the training
+                        # year, not the day's: no margin for the stores is sized on it (Park
+                        # B on the naive baselines lost 1-2 points of the saving with one)
+                        self._p90[t] = np.asarray(tf.p90_kw, dtype=np.float64)
                     self.forecast_sources[t] = tf.source
             self._persisted = [t for t in self.sources
                                if t not in self._p50 or self.history.complete_steps(t) == 0]

@@ -251,7 +251,9 @@ class _Mpc:
         out = self.fc.update(t, hist, weather)
         self.ms.append((time.perf_counter() - t0) * 1e3)
         p50 = {tg: np.asarray(out.targets[tg].p50_kw) for tg in self.targets}
-        p90 = {tg: np.asarray(out.targets[tg].p90_kw) for tg in self.targets}
+        # the stores' margin is sized on a model's interval only (edge.runner, as the daemon)
+        p90 = {tg: np.asarray(out.targets[tg].p90_kw) for tg in self.targets
+               if out.targets[tg].source.startswith("model")}
         for tg in self.targets:
             self.issued[tg].append((step_idx, p50[tg]))
         p = ctx.site.plant
@@ -261,10 +263,9 @@ class _Mpc:
                    zeros.copy())
         cool = sum((p50[self.loads[ld.name]] for ld in p.loads if ld.kind == "cooling" and ld.name in self.loads),
                    zeros.copy())
-        heat90 = sum((p90[self.loads[ld.name]] for ld in p.loads if ld.kind == "heat" and ld.name in self.loads),
-                     zeros.copy())
-        cool90 = sum((p90[self.loads[ld.name]] for ld in p.loads if ld.kind == "cooling" and ld.name in self.loads),
-                     zeros.copy())
+        def upper(kind: str) -> F64 | None:
+            tgs = [self.loads[ld.name] for ld in p.loads if ld.kind == kind and ld.name in self.loads]
+            return np.asarray(sum((p90[tg] for tg in tgs), zeros.copy())) if all(tg in p90 for tg in tgs) else None
         # the split between loads of one target is by peak
         for tg in set(self.loads.values()):
             names = [ld for ld in p.loads if ld.kind == "electric" and self.loads.get(ld.name) == tg]
@@ -273,7 +274,7 @@ class _Mpc:
                 elec[ld.name] = p50[tg] * ld.peak_kw / tot
         return Forecast(out.origin_ts, STEP_S, p50.get("pv", zeros), p50.get("wind", zeros), elec,
                         np.asarray(heat), np.asarray(cool), issued_ts=t,
-                        heat_p90_kw=np.asarray(heat90), cooling_p90_kw=np.asarray(cool90))
+                        heat_p90_kw=upper("heat"), cooling_p90_kw=upper("cooling"))
 
     def _oracle(self, t: float) -> Forecast:
         """What will happen over the next day, exactly (a diagnostic: the controller's own share
