@@ -110,6 +110,15 @@ def _sources(plant: PlantModel) -> dict[str, _Source]:
     return {t: _Source(t, tuple(p), shed.get(t, {})) for t, p in pts.items()}
 
 
+def margin_p90(targets: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The P90s a store's margin may be sized on (``ControllerConfig.store_margin_frac``), by
+    target: a model's only. A baseline's interval is its residual quantiles over the training
+    year, not the day's (Park B on the naive baselines lost 1-2 points of the saving with a
+    margin sized on it). ``targets``: ``edge.forecast`` target forecasts by name."""
+    return {name: np.asarray(tf.p90_kw, dtype=np.float64) for name, tf in targets.items()
+            if tf.source.startswith("model")}
+
+
 def site_scale_kw(plant: PlantModel, target_of: Mapping[str, str] | None = None) -> dict[str, float]:
     """Per forecast target, this site's size in kW: the AC rating of its PV or wind, the summed
     peak of the loads a target forecasts (``Forecaster(site_scale_kw=)``). ``target_of``: a
@@ -234,12 +243,8 @@ class ControlRunner:
                 fc = self.forecaster.refresh(step, self.history.arrays(), weather or None)
                 for t, tf in fc.targets.items():
                     self._p50[t] = np.asarray(tf.p50_kw, dtype=np.float64)
-                    if tf.source.startswith("model"):
-                        # a baseline's interval is its residual quantiles over the training
-                        # year, not the day's: no margin for the stores is sized on it (Park
-                        # B on the naive baselines lost 1-2 points of the saving with one)
-                        self._p90[t] = np.asarray(tf.p90_kw, dtype=np.float64)
                     self.forecast_sources[t] = tf.source
+                self._p90 = margin_p90(fc.targets)
             self._persisted = [t for t in self.sources
                                if t not in self._p50 or self.history.complete_steps(t) == 0]
             for t in self._persisted:

@@ -241,6 +241,8 @@ class _Mpc:
         self.ms: list[float] = []
 
     def forecast(self, t: float, step_idx: int) -> Forecast:
+        from edge.runner import margin_p90
+
         if self.oracle:
             return self._oracle(t)
         ctx = self.ctx
@@ -251,9 +253,7 @@ class _Mpc:
         out = self.fc.update(t, hist, weather)
         self.ms.append((time.perf_counter() - t0) * 1e3)
         p50 = {tg: np.asarray(out.targets[tg].p50_kw) for tg in self.targets}
-        # the stores' margin is sized on a model's interval only (edge.runner, as the daemon)
-        p90 = {tg: np.asarray(out.targets[tg].p90_kw) for tg in self.targets
-               if out.targets[tg].source.startswith("model")}
+        p90 = margin_p90({tg: out.targets[tg] for tg in self.targets})     # as the daemon
         for tg in self.targets:
             self.issued[tg].append((step_idx, p50[tg]))
         p = ctx.site.plant
@@ -392,15 +392,15 @@ def _perfect_plan(ctx: _Ctx, t0: float, n: int, gap: float, time_limit_s: float,
     is kept and the dispatch re-solved at the tick (an LP): held through the ticks, the
     15-min plan cost 1.1-1.3 % more on Park A and left load unserved within the steps."""
     p = ctx.site.plant
-    res = solve_perfect(p, _perfect_inputs(ctx, t0, n, 1), time_limit_s=time_limit_s, mip_rel_gap=gap)
-    inp = _perfect_inputs(ctx, t0, n, ticks_per_step)
+    inp = _perfect_inputs(ctx, t0, n, 1)
+    res = solve_perfect(p, inp, time_limit_s=time_limit_s, mip_rel_gap=gap)
     if ticks_per_step > 1:
         fixed = {name: np.repeat(np.round(res.series[name]), ticks_per_step) for name in res.integers}
+        inp = _perfect_inputs(ctx, t0, n, ticks_per_step)
         fine = solve_perfect(p, inp, time_limit_s=time_limit_s, mip_rel_gap=gap, fixed=fixed)
         res = dataclasses.replace(fine, status=f"{res.status}; dispatch re-solved per tick: {fine.status}",
                                   mip_gap=res.mip_gap, solve_ms=res.solve_ms + fine.solve_ms,
-                                  n_binaries=res.n_binaries,
-                                  dual_bound_cny=fine.objective_cny)
+                                  n_binaries=res.n_binaries)
     ren, elec = inp.renewable_kw, inp.elec_kw
     x = res.series
 
