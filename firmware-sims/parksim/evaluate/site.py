@@ -32,6 +32,8 @@ class EvalSite:
     units: Mapping[str, str]           # point key -> unit (for the snapshot)
     # [control] layout: the QP's step spans (hours, multiple of step_min); None: default
     layout: tuple[tuple[float, int], ...] | None = None
+    # [control] store_margin_frac: stored heat and cooling planned towards the P90
+    store_margin_frac: float = 0.4
 
 
 def site_file(site: str) -> Path:
@@ -71,4 +73,5 @@ def load_eval_site(site: str, *, pv_ac_kw: float | None = None,
                                      float(pt.get("default", wanted[key].default)))
     raw_layout = doc.get("control", {}).get("layout")
     layout = tuple((float(h), int(m)) for h, m in raw_layout) if raw_layout else None
-    return EvalSite(site, tz, plant, tariff, limits, units, layout)
+    margin = float(doc.get("control", {}).get("store_margin_frac", 0.4))
+    return EvalSite(site, tz, plant, tariff, limits, units, layout, margin)
