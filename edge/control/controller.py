@@ -72,6 +72,12 @@ class ControllerConfig:
     # shipped models: 89.8 / 95.4 -> 91.0 / 95.9 % of the saving captured (summer /
     # winter; 0.2: 90.8 / 95.9 %). 0: plan on the P50.
     store_margin_frac: float = 0.4
+    # A battery charging against the import limit leaves this fraction of the renewables'
+    # step-0 output free below it (project_first): its setpoint holds through the tick, and
+    # PV or wind dropping within it had the meter short, the load unserved. Park A summer
+    # at 1-min ticks: 82 -> 0 kWh unserved (captured 95.8 -> 95.7 %); at 15-min steps 774
+    # -> 360 kWh (93.6 -> 93.5 %; 0.4: 199 kWh, 93.2 %); winter 75 -> 56 kWh at 15 min.
+    import_headroom_frac: float = 0.2
     eps: float = 1e-3
     rules: Literal["auto", "park_a", "park_b", "none"] = "auto"
 
@@ -537,7 +543,8 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
                                t - state.last.ts)
         res = model.solve(td, warm, cfg.deadline_s)
         if res.ok and res.lo is not None and res.up is not None:
-            fs = project_first(model, res.x, td, res.lo, res.up)
+            fs = project_first(model, res.x, td, res.lo, res.up,
+                               import_headroom_frac=cfg.import_headroom_frac)
             stats = SolveStats(res.status, res.iters, res.solve_ms, res.obj_kcny * 1e3)
             new_last = _Solution(cm.units, t, res.x, res.y)
             return _finish(state, snapshot, "optimal", "", _setpoints(p, fs, cm, inp),
@@ -563,7 +570,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
             td = replace(td, soc_kwh=soc, ice_kwh=ice, heat_store_kwh=hs)
         cm_old = replace(cm, units=last.key)
         _, lo, up, _ = model.vectors(td)
-        fs = project_first(model, x, td, lo, up)
+        fs = project_first(model, x, td, lo, up, import_headroom_frac=cfg.import_headroom_frac)
         return _finish(state, snapshot, "shifted_previous", detail,
                        _setpoints(p, fs, cm_old, inp), fs, None, cm, last,
                        inp=inp)

@@ -30,7 +30,11 @@ def _sum(v: dict[str, float], names: list[str], coef: list[float]) -> float:
     return sum(v[s] * c for s, c in zip(names, coef, strict=True))
 
 
-def project_first(model: QpModel, x: Vec, td: TickData, lo: Vec, up: Vec) -> FirstStep:
+def project_first(model: QpModel, x: Vec, td: TickData, lo: Vec, up: Vec, *,
+                  import_headroom_frac: float = 0.0) -> FirstStep:
+    """Step 0 within every limit and with the three balances closed. A battery charging
+    against the import limit then gives up what leaves ``import_headroom_frac`` x the
+    renewables' output free below it (ControllerConfig.import_headroom_frac)."""
     p, N, dt = model.plant, model.N, float(model.grid.dt_h[0])
     v: dict[str, float] = {}
     unit = model.unit
@@ -122,6 +126,18 @@ def project_first(model: QpModel, x: Vec, td: TickData, lo: Vec, up: Vec) -> Fir
         short = _move(v, [f"{b}.dis" for b in bats], short, lb, ub)
         short = -_move(v, [f"{b}.ch" for b in bats], -short, lb, ub)
         short = _move(v, gens, short, lb, ub)
+    # charging is the one demand that can wait: the margin comes off it, and the grid's
+    # import with it, so the balance stays closed
+    over = v["grid.imp"] - (ub["grid.imp"]
+                            - import_headroom_frac * sum(v[f"{r.name}.p"] for r in p.renewables))
+    for name in bats:
+        if over <= 0:
+            break
+        cut = min(over, v[f"{name}.ch"] - lb.get(f"{name}.ch", 0.0))
+        if cut > 0:
+            v[f"{name}.ch"] -= cut
+            v["grid.imp"] -= cut
+            over -= cut
     return FirstStep(v, _residuals(model, v, td))
 
 
