@@ -345,3 +345,19 @@ def test_a_battery_charging_against_the_import_limit_leaves_headroom(park_a: Par
     cut = d0.flows_kw["bess1.ch"] - d.flows_kw["bess1.ch"]
     assert np.isclose(cut, d0.flows_kw["grid.imp"] - d.flows_kw["grid.imp"], atol=1e-6) and cut > 100.0
     assert abs(d.residual_kw["electric"]) < 1e-6 and np.isclose(d.setpoints["bess1.p_set_kw"], d.flows_kw["bess1.ch"])
+
+
+def test_a_shortfall_within_the_solvers_tolerance_is_served_not_called_unserved(park_b: Park) -> None:
+    """OSQP stops at a loose tolerance: at 03:00 a few kW of heat came out of the QP a few
+    watts short, and the projection called the rest unserved with the gas boilers idle
+    (Park B summer at 15-min steps: 68 kWh of heat unserved in the fortnight, 0.06 after).
+    Heaters and chillers with room take such a shortfall first."""
+    fc = replace(park_b.forecast(T0, n=300), heat_kw=np.zeros(300))
+    for load_kw in (5.0, 20.0):
+        snap = park_b.snapshot(T0 + 3 * 3600, loads_kw={"heating": load_kw}, heat_store_frac=0.05)
+        d, _ = decide(snap, fc, None, ControllerState.fresh(park_b.config))
+        assert d.reason == "optimal"
+        heat = sum(v for k, v in d.flows_kw.items()
+                   if k.endswith(".q") and k.split(".")[0].startswith(("gb", "ehb")))
+        assert d.slack_kw["heat"] == 0.0 and heat >= load_kw - 1e-9, (load_kw, d.slack_kw, heat)
+        assert abs(d.residual_kw["heat"]) < 1e-6
