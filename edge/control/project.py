@@ -5,8 +5,11 @@ by a little. Here each variable is clipped to its bounds (and storage power to
 what the stored energy allows over the step), then the cooling, heat and
 electric balances are closed in that order (a chiller's electricity depends
 on its cooling), each by its cheapest free-moving variable: cooling and heat
-by dump or unserved slack, electricity by the grid within its limits, then
-storage, curtailment, shedding and unserved slack.
+by the chillers, ice melt or heaters with room when short (a shortfall within the
+solver's tolerance is not unserved load), then by dump or unserved slack;
+electricity by the grid within its limits, then storage, curtailment, shedding and
+unserved slack. Last, a battery charging against the import limit leaves headroom
+below it (``import_headroom_frac``).
 """
 
 from __future__ import annotations
