@@ -119,6 +119,44 @@ def margin_p90(targets: Mapping[str, Any]) -> dict[str, np.ndarray]:
             if tf.source.startswith("model")}
 
 
+def control_forecast(plant: PlantModel, start_ts: float, p50: Mapping[str, np.ndarray], *,
+                     target_of: Mapping[str, str], p90: Mapping[str, np.ndarray] | None = None,
+                     issued_ts: float = 0.0,
+                     persisted_kw: Callable[[Any], float] = lambda ld: 0.0) -> Forecast:
+    """The forecast targets' P50 (kW by target) as ``edge.control.Forecast``'s per-asset
+    magnitudes: a target shared by loads split by their peaks, a load without a target
+    (``target_of``: load name -> target) or without its P50 held at ``persisted_kw``; the
+    heat and cooling P90 where every target behind them has one (``margin_p90``). The
+    daemon and the evaluation harness both map their forecasts through here."""
+    n = len(next(iter(p50.values()))) if p50 else 96
+    zero = np.zeros(n)
+    elec: dict[str, np.ndarray] = {}
+    heat, cool = zero.copy(), zero.copy()
+    heat90: np.ndarray | None = zero.copy()
+    cool90: np.ndarray | None = zero.copy()
+    by_target: dict[str, list[Any]] = {}
+    for ld in plant.loads:
+        by_target.setdefault(target_of.get(ld.name) or f"_{ld.name}", []).append(ld)
+    for target, loads in by_target.items():
+        series = p50.get(target)
+        hi = (p90 or {}).get(target)
+        peak = sum(ld.peak_kw for ld in loads) or 1.0
+        for ld in loads:
+            s = series * ld.peak_kw / peak if series is not None else np.full(n, persisted_kw(ld))
+            s90 = hi * ld.peak_kw / peak if series is not None and hi is not None else None
+            if ld.kind == "electric":
+                elec[ld.name] = s
+            elif ld.kind == "heat":
+                heat = heat + s
+                heat90 = heat90 + s90 if heat90 is not None and s90 is not None else None
+            else:
+                cool = cool + s
+                cool90 = cool90 + s90 if cool90 is not None and s90 is not None else None
+    return Forecast(start_ts, float(STEP_S), np.clip(p50.get("pv", zero), 0, None),
+                    np.clip(p50.get("wind", zero), 0, None), elec, heat, cool, issued_ts=issued_ts,
+                    heat_p90_kw=heat90, cooling_p90_kw=cool90)
+
+
 def site_scale_kw(plant: PlantModel, target_of: Mapping[str, str] | None = None) -> dict[str, float]:
     """Per forecast target, this site's size in kW: the AC rating of its PV or wind, the summed
     peak of the loads a target forecasts (``Forecaster(site_scale_kw=)``). ``target_of``: a
@@ -262,40 +300,14 @@ class ControlRunner:
 
     def _control_forecast(self, start_ts: float, p50: Mapping[str, np.ndarray],
                           snap: Snapshot, p90: Mapping[str, np.ndarray] | None = None) -> Forecast:
-        """The targets' P50 as edge.control's per-asset magnitudes, with the heat and cooling
-        P90 where every target behind them has one (a persisted target has none)."""
-        n = len(next(iter(p50.values()))) if p50 else 96
-        zero = np.zeros(n)
-        pv = p50.get("pv", zero)
-        wind = p50.get("wind", zero)
-        elec: dict[str, np.ndarray] = {}
-        heat, cool = zero.copy(), zero.copy()
-        heat90: np.ndarray | None = zero.copy()
-        cool90: np.ndarray | None = zero.copy()
-        by_target: dict[str, list[Any]] = {}
-        for ld in self.plant.loads:
-            by_target.setdefault(ld.forecast or f"_{ld.name}", []).append(ld)
-        for target, loads in by_target.items():
-            series = p50.get(target)
-            peak = sum(ld.peak_kw for ld in loads) or 1.0
-            for ld in loads:
-                if series is not None:
-                    s = series * ld.peak_kw / peak          # a target shared by loads: split by peak
-                else:                                       # no forecast target: persistence
-                    v = snap.value(ld.p_point) if ld.p_point else None
-                    s = np.full(n, max(v, 0.0) if v is not None else 0.0)
-                hi = (p90 or {}).get(target)
-                s90 = hi * ld.peak_kw / peak if series is not None and hi is not None else None
-                if ld.kind == "electric":
-                    elec[ld.name] = s
-                elif ld.kind == "heat":
-                    heat = heat + s
-                    heat90 = heat90 + s90 if heat90 is not None and s90 is not None else None
-                else:
-                    cool = cool + s
-                    cool90 = cool90 + s90 if cool90 is not None and s90 is not None else None
-        return Forecast(start_ts, float(STEP_S), np.clip(pv, 0, None), np.clip(wind, 0, None), elec,
-                        heat, cool, issued_ts=snap.ts, heat_p90_kw=heat90, cooling_p90_kw=cool90)
+        """``control_forecast`` for this site; a load without a forecast target holds its reading."""
+        def reading(ld: Any) -> float:
+            v = snap.value(ld.p_point) if ld.p_point else None
+            return max(v, 0.0) if v is not None else 0.0
+        return control_forecast(self.plant, start_ts, p50, p90=p90, issued_ts=snap.ts,
+                                target_of={ld.name: ld.forecast for ld in self.plant.loads
+                                           if ld.forecast},
+                                persisted_kw=reading)
 
     def forecast_summary(self) -> dict[str, Any]:
         """What ``parkedge forecast`` shows: per target, source, history and the P50's shape."""

@@ -69,7 +69,7 @@ class ControllerConfig:
     # Heat and cooling that a store serves are planned at P50 + frac x (P90 - P50) of their
     # forecast (where it has a P90): a store run short meets the peak with chillers or gas
     # at the peak price, one left with a margin keeps it for tomorrow. Park B, 15-min steps,
-    # shipped models: 89.8 / 95.4 -> 91.0 / 95.9 % of the saving captured (summer /
+    # shipped models: 89.8 / 95.4 -> 90.9 / 95.9 % of the saving captured (summer /
     # winter; 0.2: 90.8 / 95.9 %). 0: plan on the P50.
     store_margin_frac: float = 0.4
     # A battery charging against the import limit leaves this fraction of the renewables'

@@ -288,7 +288,7 @@ def test_evening_heat_is_stored_at_night_not_left_to_gas(park_b: Park) -> None:
 def test_stored_heat_and_cooling_are_planned_with_a_margin_towards_p90(park_a: Park, park_b: Park) -> None:
     """A store run short meets the peak at the peak price; one left with a margin keeps it
     for tomorrow. So where a store serves them, heat and cooling are planned at P50 + 0.4 x
-    (P90 - P50): Park B captured 89.8 / 95.4 -> 91.0 / 95.9 % of the saving."""
+    (P90 - P50): Park B captured 89.8 / 95.4 -> 90.9 / 95.9 % of the saving."""
     assert park_b.config.store_margin_frac == 0.4
     grid = ControllerState.fresh(park_b.config).grid
     fc = park_b.forecast(T0, n=300)

@@ -241,7 +241,7 @@ class _Mpc:
         self.ms: list[float] = []
 
     def forecast(self, t: float, step_idx: int) -> Forecast:
-        from edge.runner import margin_p90
+        from edge.runner import control_forecast, margin_p90
 
         if self.oracle:
             return self._oracle(t)
@@ -256,25 +256,8 @@ class _Mpc:
         p90 = margin_p90({tg: out.targets[tg] for tg in self.targets})     # as the daemon
         for tg in self.targets:
             self.issued[tg].append((step_idx, p50[tg]))
-        p = ctx.site.plant
-        zeros = np.zeros(DAY_STEPS)
-        elec = {ld.name: p50.get(self.loads.get(ld.name, ""), zeros) for ld in p.loads if ld.kind == "electric"}
-        heat = sum((p50[self.loads[ld.name]] for ld in p.loads if ld.kind == "heat" and ld.name in self.loads),
-                   zeros.copy())
-        cool = sum((p50[self.loads[ld.name]] for ld in p.loads if ld.kind == "cooling" and ld.name in self.loads),
-                   zeros.copy())
-        def upper(kind: str) -> F64 | None:
-            tgs = [self.loads[ld.name] for ld in p.loads if ld.kind == kind and ld.name in self.loads]
-            return np.asarray(sum((p90[tg] for tg in tgs), zeros.copy())) if all(tg in p90 for tg in tgs) else None
-        # the split between loads of one target is by peak
-        for tg in set(self.loads.values()):
-            names = [ld for ld in p.loads if ld.kind == "electric" and self.loads.get(ld.name) == tg]
-            tot = sum(ld.peak_kw for ld in names)
-            for ld in names:
-                elec[ld.name] = p50[tg] * ld.peak_kw / tot
-        return Forecast(out.origin_ts, STEP_S, p50.get("pv", zeros), p50.get("wind", zeros), elec,
-                        np.asarray(heat), np.asarray(cool), issued_ts=t,
-                        heat_p90_kw=upper("heat"), cooling_p90_kw=upper("cooling"))
+        return control_forecast(ctx.site.plant, out.origin_ts, p50, p90=p90, issued_ts=t,
+                                target_of=self.loads)
 
     def _oracle(self, t: float) -> Forecast:
         """What will happen over the next day, exactly (a diagnostic: the controller's own share
