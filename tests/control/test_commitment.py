@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
+import pytest
 
-from edge.control import ControllerState, Plan, decide
+from edge.control import ControllerState, Decision, Plan, controller, decide
 from edge.control.commitment import RESERVE_FRAC, UnitStatus, commit, in_window, min_up_down
 from edge.control.controller import RELAXED
 from edge.control.scenario import T0, Park
@@ -203,3 +205,33 @@ def test_schedule_binds_only_within_the_firm_hours(park_b: Park) -> None:
     assert np.all(up[bch2][:k] == 0) and np.allclose(up[bch2][k:], cap)     # off, then available
     assert np.all(lo[bch2] == 0)
     assert np.all(lo[sch1][:k] > 0) and np.all(lo[sch1][k:] == 0)         # minimum load, then none
+
+
+def _night_heat_tick(park_a: Park, heat_kw: float) -> Decision:
+    """Park A at 23:00 with no cooling and ``heat_kw`` of district heat all night: the
+    CHPs are the only heat source and run at 1.2 MW at least."""
+    t = T0 + 23 * 3600
+    fc = park_a.forecast(t, n=120)
+    n = len(fc.heat_kw)
+    fc = replace(fc, heat_kw=np.full(n, heat_kw), cooling_kw=np.zeros(n))
+    snap = park_a.snapshot(t, loads_kw={"district_heat": heat_kw, "central_cooling": 0.0})
+    d, _ = decide(snap, fc, None, ControllerState.fresh(park_a.config))
+    assert d.reason == "optimal"
+    return d
+
+
+def test_a_chp_is_not_run_at_its_minimum_load_for_a_trace_of_heat(
+        park_a: Park, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 20 kW of heat: a CHP at its 1.2 MW minimum burns ~2.7 MWh of gas an hour for power
+    # worth the valley price; leaving 20 kW unserved costs 100 CNY/h at the site's price
+    d = _night_heat_tick(park_a, 20.0)
+    assert d.setpoints["chp1.p_set_kw"] == 0.0 and d.setpoints["chp2.p_set_kw"] == 0.0
+    assert d.slack_kw["heat"] == pytest.approx(20.0, abs=1.0)
+    # 600 kW: unserved would cost 3,000 CNY/h; a CHP runs
+    d = _night_heat_tick(park_a, 600.0)
+    assert min(d.setpoints["chp1.p_set_kw"], d.setpoints["chp2.p_set_kw"]) <= -1200.0 + 1.0
+    assert d.slack_kw["heat"] == pytest.approx(0.0, abs=1.0)
+    # without the comparison, the rounding starts a unit for the 20 kW
+    monkeypatch.setattr(controller, "_leaner", lambda *a, **k: None)
+    d = _night_heat_tick(park_a, 20.0)
+    assert min(d.setpoints["chp1.p_set_kw"], d.setpoints["chp2.p_set_kw"]) <= -1200.0 + 1.0
