@@ -536,10 +536,13 @@ def _leaner(cfg: ControllerConfig, grid: StepGrid, inp: _Inputs, t: float,
 
     The rounding starts a unit for any need above a trace, and a unit runs at its minimum
     load or not at all: Park A's CHPs ran at 1.2 MW through summer nights for 10-50 kW of
-    district heat that the bound left unserved at its price, 0.8 MWh of gas-fired power a
-    night at the valley price. Off for the minimum down time, not for the whole stretch of
-    small need: the choice is made again every tick, and stretches run into the morning's
-    rising heat, where the unit is wanted.
+    district heat that the bound left unserved at its price, 4.3 MWh of power a night sold
+    at the valley price against the bound's 1.3 (now 1.8; summer captured 93.5 -> 96.4 %
+    at 15-min steps). Off for the minimum down time, not for the whole stretch of small
+    need: the choice is made again every tick, and stretches run into the morning's rising
+    heat, where the unit is wanted. Chillers are not tried: the one this would stop is
+    the running unit with room that picks up cooling above the forecast (Park B summer,
+    unserved cooling 242 -> 526 kWh).
     """
     if relaxed is None:
         return None
