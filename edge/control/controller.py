@@ -548,6 +548,7 @@ def _leaner(cfg: ControllerConfig, grid: StepGrid, inp: _Inputs, t: float,
         return None
     p = cfg.plant
     alt = dict(relaxed)
+    changed = False
     for kind in (p.chps, p.diesels):
         running = [u for u in kind if u.name in cm.mode and cm.mode[u.name][0] > 0]
         if not running:
@@ -562,7 +563,8 @@ def _leaner(cfg: ControllerConfig, grid: StepGrid, inp: _Inputs, t: float,
                 s = np.array(alt[f"{u.name}.p"], float)
                 s[:k] = 0.0
                 alt[f"{u.name}.p"] = s
-    if alt.keys() == relaxed.keys() and all(alt[k] is relaxed[k] for k in alt):
+                changed = True
+    if not changed:
         return None
     lean = _commitment(cfg, grid, inp, t, status, alt, windows)
     if all(int(lean.mode[u][0]) == int(cm.mode[u][0]) for u in cm.mode):
@@ -593,7 +595,8 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
         lean = _leaner(cfg, grid, inp, t, state.status, relaxed, windows, cm) if res.ok else None
         if lean is not None:
             # the same tick without the units the rounding runs only at their minimum load:
-            # whichever plan the QP prices lower is taken (both on the same data)
+            # whichever plan the QP prices lower is taken (both on the same data; each
+            # solve has the deadline, so a tick may take two)
             td_lean = _tick_data(cfg, inp, lean, prev_kw)
             model_lean, res_lean = _solve(state, lean, td_lean, t)
             spent = (res.iters + res_lean.iters, res.solve_ms + res_lean.solve_ms)
