@@ -91,9 +91,22 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _add_compare(p: argparse.ArgumentParser) -> None:
+    from .evaluate.compare import add_arguments
+
+    add_arguments(p)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from .evaluate.compare import run
+
+    return run(args)
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "serve": (_add_serve, _run_serve),
     "evaluate": (_add_evaluate, _run_evaluate),
+    "compare": (_add_compare, _run_compare),
 }
 
 
