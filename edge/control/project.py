@@ -27,6 +27,8 @@ __all__ = ["FirstStep", "project_first"]
 
 # below this a gas boiler's step-0 heat is the solver's tolerance, not a plan to fire it
 GAS_TRACE_KW = 10.0
+# a store that can pick up for a boiler holds at least this many hours of the heat now
+_STORE_COVER_H = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,15 +114,15 @@ def project_first(model: QpModel, x: Vec, td: TickData, lo: Vec, up: Vec, *,
     # heat stores first: in the plant a boiler that fires at all is the first to pick up
     # heat above the forecast (its water heats first), ahead of the stores' heat, bought
     # in the valley. Park B summer's gb1 had a setpoint on half the 15-min steps (median
-    # 0.2 kW) and burned 5.5 MWh of gas for heat the stores held.
-    # Only where a store holding an hour's heat is releasing with room to release the
-    # thermal units' reserve more: a boiler at a trace is otherwise the one unit that
-    # picks up heat above the forecast (zeroed regardless, Park B summer left 24 kWh of
-    # heat unserved where perfect leaves none, at night with its stores run dry).
+    # 0.2 kW) and burned 5.5 MWh of gas for heat the stores held. Only where a store
+    # holding an hour's heat is releasing with room for the thermal reserve: otherwise the
+    # boiler at a trace is the one unit that picks up heat above the forecast (zeroed
+    # regardless, Park B summer left 24 kWh unserved at night with its stores run dry,
+    # where perfect leaves none).
     heat_now = td_first(td.heat_kw)
     room = sum(ub[f"{e.name}.q"] - v[f"{e.name}.q"] for e in p.electric_boilers
                if e.stored and v[f"{e.name}.q"] > 0.0
-               and td.heat_store_kwh.get(e.name, 0.0) >= heat_now * 1.0)   # an hour's heat
+               and td.heat_store_kwh.get(e.name, 0.0) >= heat_now * _STORE_COVER_H)
     if room >= max(GAS_TRACE_KW, RESERVE_FRAC * heat_now):
         for gb in p.gas_boilers:
             q = f"{gb.name}.q"
