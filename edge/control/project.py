@@ -20,13 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.control.commitment import RESERVE_FRAC
+from edge.control.commitment import RESERVE_FRAC, TRACE_KW
 from edge.control.qp import E_MWH, QpModel, TickData, Vec
 
 __all__ = ["FirstStep", "project_first"]
 
-# below this a gas boiler's step-0 heat is the solver's tolerance, not a plan to fire it
-GAS_TRACE_KW = 10.0
 # a store that can pick up for a boiler holds at least this many hours of the heat now
 _STORE_COVER_H = 1.0
 
@@ -123,18 +121,17 @@ def project_first(model: QpModel, x: Vec, td: TickData, lo: Vec, up: Vec, *,
     room = sum(ub[f"{e.name}.q"] - v[f"{e.name}.q"] for e in p.electric_boilers
                if e.stored and v[f"{e.name}.q"] > 0.0
                and td.heat_store_kwh.get(e.name, 0.0) >= heat_now * _STORE_COVER_H)
-    if room >= max(GAS_TRACE_KW, RESERVE_FRAC * heat_now):
-        for gb in p.gas_boilers:
-            q = f"{gb.name}.q"
-            if v[q] < GAS_TRACE_KW and lb.get(q, 0.0) <= 0.0:
-                v[q] = 0.0
+    if room >= max(TRACE_KW, RESERVE_FRAC * heat_now):
+        for gb in p.gas_boilers:          # no minimum load: 0 is always within bounds
+            if v[f"{gb.name}.q"] < TRACE_KW:
+                v[f"{gb.name}.q"] = 0.0
     heaters = ([f"{e.name}.q" for e in p.electric_boilers if e.stored]
                + [f"{e.name}.q" for e in p.electric_boilers if not e.stored]
                + [f"{g.name}.q" for g in p.gas_boilers])
-    _move(v, heaters, max(0.0, td_first(td.heat_kw) + abs_heat - chp_heat
-                          - sum(v[s] for s in heaters)), lb, ub)
+    _move(v, heaters, max(0.0, heat_now + abs_heat - chp_heat - sum(v[s] for s in heaters)),
+          lb, ub)
     heat_in = chp_heat + sum(v[s] for s in heaters)
-    _close(v, heat_in - abs_heat + v["slack.h"] - v["dump.h"] - td_first(td.heat_kw),
+    _close(v, heat_in - abs_heat + v["slack.h"] - v["dump.h"] - heat_now,
            "dump.h", "slack.h")
     # electricity: what the grid must bring (+) or take (-)
     demand = (td_first(td.elec_load_kw)

@@ -380,7 +380,7 @@ def test_a_gas_boiler_is_not_left_firing_at_a_solver_trace(
     the stores do; at OSQP's traces (0.03-1 kW here) Park B burned gas for heat its stores
     held. With the stores half full every gas setpoint is 0 or a real plan."""
     sp = _gas_setpoints_over_a_day(park_b)
-    assert all(v == 0.0 or v >= project.GAS_TRACE_KW for v in sp)
-    assert any(v >= project.GAS_TRACE_KW for v in sp)        # gas is still planned where due
-    monkeypatch.setattr(project, "GAS_TRACE_KW", 0.0)          # no trace zeroed
+    assert all(v == 0.0 or v >= project.TRACE_KW for v in sp)
+    assert any(v >= project.TRACE_KW for v in sp)        # gas is still planned where due
+    monkeypatch.setattr(project, "TRACE_KW", 0.0)          # no trace zeroed
     assert any(0.0 < v < 10.0 for v in _gas_setpoints_over_a_day(park_b))

@@ -82,14 +82,13 @@ def compare(a: Trace, b: Trace, *, tz: str = "Asia/Shanghai",
     zone = ZoneInfo(tz)
     local = [datetime.fromtimestamp(float(t), zone) for t in a.ts]
     hour = np.array([d.hour for d in local])
-    day = [d.date().isoformat() for d in local]
-    days = sorted(set(day))
+    day = np.array([d.date().isoformat() for d in local])
     dc = b.columns["cost_cny"] - a.columns["cost_cny"]
     out: dict[str, Any] = {
         "a": a.path, "b": b.path, "steps": len(a.ts), "tz": tz,
         "cost_diff_cny": float(dc.sum()),
         "cost_diff_by_hour_cny": [float(dc[hour == h].sum()) for h in range(24)],
-        "cost_diff_by_day_cny": {d: float(dc[[x == d for x in day]].sum()) for d in days},
+        "cost_diff_by_day_cny": {str(d): float(dc[day == d].sum()) for d in np.unique(day)},
         "columns_by_hour": {},
     }
     for c in columns:
