@@ -156,6 +156,8 @@ class ControlConfig:
     stale_after_s: float = 5.0
     # stored heat and cooling planned at P50 + this x (P90 - P50) (ControllerConfig)
     store_margin_frac: float = 0.4
+    # PV and wind planned at P50 + this x (P90 - P50) where the park could be export-limited
+    renewable_margin_frac: float = 1.0
     # the QP's steps: (hours, multiple of step_min) spans from now, the last to the
     # horizon's end; None: the controller's default (qp.GRADED)
     layout: tuple[tuple[float, int], ...] | None = None
@@ -371,7 +373,7 @@ def _store_section(r: _Reader, doc: Mapping[str, Any], site_id: str) -> StoreCon
 def _control_section(r: _Reader, doc: Mapping[str, Any]) -> ControlConfig:
     t = r.table(doc, "control", "control")
     r.known(t, "control", {"tick_s", "step_min", "horizon_h", "mode", "stale_after_s", "layout",
-                           "store_margin_frac"})
+                           "store_margin_frac", "renewable_margin_frac"})
     tick_s = r.get(t, "tick_s", "control", float, 1.0,
                    check=lambda v: None if 0.05 <= v <= 60 else "must be within 0.05..60 s")
     step_min = r.get(t, "step_min", "control", int, 15,
@@ -386,6 +388,8 @@ def _control_section(r: _Reader, doc: Mapping[str, Any]) -> ControlConfig:
         stale_after_s=r.get(t, "stale_after_s", "control", float, 5.0, check=positive),
         store_margin_frac=r.get(t, "store_margin_frac", "control", float, 0.4,
                                 check=lambda v: None if 0.0 <= v <= 1.0 else "must be within 0..1"),
+        renewable_margin_frac=r.get(t, "renewable_margin_frac", "control", float, 1.0,
+                                    check=lambda v: None if 0.0 <= v <= 1.0 else "must be within 0..1"),
         layout=_layout(r, r.get(t, "layout", "control", list, None)),
     )
 

@@ -81,7 +81,8 @@ def controller_config(site: SiteConfig, *, deadline_s: float = 0.05) -> Controll
                             layout=site.control.layout or GRADED,
                             stale_after_s=site.control.stale_after_s, deadline_s=deadline_s,
                             tick_s=site.control.tick_s,
-                            store_margin_frac=site.control.store_margin_frac)
+                            store_margin_frac=site.control.store_margin_frac,
+                            renewable_margin_frac=site.control.renewable_margin_frac)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,8 @@ def control_forecast(plant: PlantModel, start_ts: float, p50: Mapping[str, np.nd
     """The forecast targets' P50 (kW by target) as ``edge.control.Forecast``'s per-asset
     magnitudes: a target shared by loads split by their peaks, a load without a target
     (``target_of``: load name -> target) or without its P50 held at ``persisted_kw``; the
-    heat and cooling P90 where every target behind them has one (``margin_p90``). The
+    heat and cooling P90 where every target behind them has one (``margin_p90``), PV's and
+    wind's where theirs has one. The
     daemon and the evaluation harness both map their forecasts through here."""
     n = len(next(iter(p50.values()))) if p50 else 96
     zero = np.zeros(n)
@@ -154,7 +156,13 @@ def control_forecast(plant: PlantModel, start_ts: float, p50: Mapping[str, np.nd
                 cool90 = cool90 + s90 if cool90 is not None and s90 is not None else None
     return Forecast(start_ts, float(STEP_S), np.clip(p50.get("pv", zero), 0, None),
                     np.clip(p50.get("wind", zero), 0, None), elec, heat, cool, issued_ts=issued_ts,
-                    heat_p90_kw=heat90, cooling_p90_kw=cool90)
+                    heat_p90_kw=heat90, cooling_p90_kw=cool90,
+                    pv_p90_kw=_clipped((p90 or {}).get("pv")),
+                    wind_p90_kw=_clipped((p90 or {}).get("wind")))
+
+
+def _clipped(kw: np.ndarray | None) -> np.ndarray | None:
+    return None if kw is None else np.clip(kw, 0.0, None)
 
 
 def site_scale_kw(plant: PlantModel, target_of: Mapping[str, str] | None = None) -> dict[str, float]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from edge.control import rules as _rules
 from edge.control.commitment import Commitment, UnitStatus, commit, ice_windows
@@ -41,6 +42,7 @@ __all__ = ["ControllerConfig", "ControllerState", "Decision", "Reason", "SolveSt
 
 RELAXED = "<relaxed>"     # cache key marker of the commitment's relaxed QP (no unit has this name)
 _PRICE_SAMPLES_PER_STEP = 15   # a price sample a minute of a 15-min step (tariffs change on the minute)
+_AT_LIMIT_KW = 1.0             # step 0's export this close to the grid's limit is at it
 Reason = Literal["optimal", "shifted_previous", "rules", "safe_defaults"]
 RuleFn = Callable[[PlantModel, _rules.RuleContext], dict[str, float]]
 
@@ -78,6 +80,14 @@ class ControllerConfig:
     # at 1-min ticks: 82 -> 0 kWh unserved (captured 95.8 -> 95.7 %); at 15-min steps 774
     # -> 360 kWh (93.6 -> 93.5 %; 0.4: 199 kWh, 93.2 %); winter 75 -> 56 kWh at 15 min.
     import_headroom_frac: float = 0.2
+    # PV and wind are planned at P50 + frac x (P90 - P50) of their forecast (where it has a
+    # P90) on the steps where the park could be export-limited (``_export_risk``): there
+    # more than forecast is curtailed once the battery is full, so the plan keeps room for
+    # it; elsewhere a margin only shifts the plan's trades. Park A, 15 / 5 / 1-min ticks,
+    # captured: winter 88.0 / 90.2 / 92.6 -> 88.8 / 91.5 / 93.5 %, summer within 0.1 point
+    # (with the margin everywhere: winter 89.6 % but summer 96.4 -> 95.0 % at 15 min;
+    # wind only, within 0.1 point of both). 0: plan on the P50.
+    renewable_margin_frac: float = 1.0
     eps: float = 1e-3
     rules: Literal["auto", "park_a", "park_b", "none"] = "auto"
 
@@ -290,10 +300,16 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
     rated = sum(r.p_rated_kw for r in p.renewables if r.kind == "pv") or 1.0
     wrated = sum(r.p_rated_kw for r in p.renewables if r.kind == "wind") or 1.0
     ren: dict[str, Vec] = {}
+    # where the park could be export-limited, PV and wind are planned towards their P90
+    risk = (_export_risk(p, fc).astype(float) * cfg.renewable_margin_frac
+            if cfg.renewable_margin_frac > 0 else None)
     for r in p.renewables:
         # this asset's share of its kind's forecast
-        raw = (np.clip(fc.pv_kw if r.kind == "pv" else fc.wind_kw, 0, None)
-               * r.p_rated_kw / (rated if r.kind == "pv" else wrated))
+        src = np.clip(fc.pv_kw if r.kind == "pv" else fc.wind_kw, 0, None)
+        p90 = fc.pv_p90_kw if r.kind == "pv" else fc.wind_p90_kw
+        if risk is not None and p90 is not None:
+            src = src + risk * np.clip(np.asarray(p90, float) - src, 0.0, None)
+        raw = src * r.p_rated_kw / (rated if r.kind == "pv" else wrated)
         trace(r.name, raw)
         # step 0 from what the plant could give in the step just measured, as for the loads:
         # a forecast below it had the battery exporting into the export limit while the PV
@@ -378,6 +394,30 @@ def _td(cfg: ControllerConfig, inp: _Inputs, on: Mapping[str, Vec], ice_on: Mapp
 
 # --- first step to setpoints --------------------------------------------------------------
 
+def _export_risk(p: PlantModel, fc: Forecast) -> NDArray[np.bool_]:
+    """The forecast's steps where PV and wind at their P90 (P50 where there is none), with
+    the CHPs giving the electricity of the heat forecast, exceed the electric loads by the
+    grid's export limit or more. A screen, not a balance: chillers' and heaters' electricity
+    and the battery are left out, and the CHPs are taken as heat-led (on Park A they are the
+    heat's only source)."""
+    def hi(p50: Vec, p90: Vec | None) -> Vec:
+        lo: Vec = np.clip(np.asarray(p50, float), 0.0, None)
+        if p90 is not None:
+            lo = np.maximum(lo, np.asarray(p90, float))
+        return lo
+
+    surplus = hi(fc.pv_kw, fc.pv_p90_kw) + hi(fc.wind_kw, fc.wind_p90_kw)
+    p_max = sum(c.p_max_kw for c in p.chps)
+    if p_max > 0:
+        heat_per_kw = sum(c.p_max_kw * c.heat_to_power for c in p.chps) / p_max
+        surplus = surplus + np.minimum(p_max, np.clip(np.asarray(fc.heat_kw, float), 0.0, None)
+                                       / heat_per_kw)
+    for load in fc.elec_kw.values():
+        surplus = surplus - np.asarray(load, float)
+    risk: NDArray[np.bool_] = surplus >= p.grid.export_max_kw
+    return risk
+
+
 def _setpoints(p: PlantModel, fs: FirstStep, cm: Commitment, inp: _Inputs) -> dict[str, float]:
     """Step 0 as the points the devices take (see ``points.py`` for each form)."""
     v = fs.kw
@@ -409,8 +449,13 @@ def _setpoints(p: PlantModel, fs: FirstStep, cm: Commitment, inp: _Inputs) -> di
     for s in p.ice_stores:
         makers = [(d, modes[d.name]) for d in p.dual_chillers if d.ice_store == s.name]
         sp.update(ice_store_points(s, g(f"{s.name}.melt"), makers))
+    # at the export limit the renewables' own limiter curtails what the grid cannot take,
+    # and no more; a limit at the plan's output would also curtail what the forecast missed
+    # while the grid could still take it
+    limiter = p.grid.export_limiter and g("grid.exp") >= p.grid.export_max_kw - _AT_LIMIT_KW
     for r in p.renewables:
-        sp.update(renewable_points(r, g(f"{r.name}.p"), float(inp.renewable_kw[r.name][0])))
+        sp.update(renewable_points(r, None if limiter else g(f"{r.name}.p"),
+                                   float(inp.renewable_kw[r.name][0])))
     for ld in p.loads:
         if ld.interruptible_frac > 0:
             gross = float(inp.shed_max_kw[ld.name][0]) / ld.interruptible_frac

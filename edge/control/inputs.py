@@ -52,6 +52,10 @@ class Forecast:
     # are planned with a margin towards it (ControllerConfig.store_margin_frac)
     heat_p90_kw: Vec | None = None
     cooling_p90_kw: Vec | None = None
+    # PV's and wind's P90 (kW, all assets of the kind), where the forecaster gives one: planned
+    # towards it where the park could be export-limited (ControllerConfig.renewable_margin_frac)
+    pv_p90_kw: Vec | None = None
+    wind_p90_kw: Vec | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -201,6 +201,9 @@ class Grid:
     import_max_kw: float
     export_max_kw: float
     p_point: str = ""
+    # the renewables curtail themselves to the export limit at the connection point (an
+    # export limiter): at the limit the controller leaves the curtailing to it
+    export_limiter: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -522,7 +525,8 @@ def plant_from_assets(assets: Mapping[str, Any], *, timezone: str = "UTC") -> Pl
         path = f"assets.{kind}"
         if kind == "grid":
             t = _Table(group, path, errors)
-            grid = Grid(t.num("import_max_kw"), t.num("export_max_kw"), t.point("p_point", ""))
+            grid = Grid(t.num("import_max_kw"), t.num("export_max_kw"), t.point("p_point", ""),
+                        export_limiter=t.flag("export_limiter", False))
             t.done()
         elif kind == "objective":
             t = _Table(group, path, errors)

@@ -34,6 +34,8 @@ class EvalSite:
     layout: tuple[tuple[float, int], ...] | None = None
     # [control] store_margin_frac: stored heat and cooling planned towards the P90
     store_margin_frac: float = 0.4
+    # [control] renewable_margin_frac: PV and wind planned towards the P90 where export-limited
+    renewable_margin_frac: float = 1.0
 
 
 def site_file(site: str) -> Path:
@@ -73,5 +75,7 @@ def load_eval_site(site: str, *, pv_ac_kw: float | None = None,
                                      float(pt.get("default", wanted[key].default)))
     raw_layout = doc.get("control", {}).get("layout")
     layout = tuple((float(h), int(m)) for h, m in raw_layout) if raw_layout else None
-    margin = float(doc.get("control", {}).get("store_margin_frac", 0.4))
-    return EvalSite(site, tz, plant, tariff, limits, units, layout, margin)
+    control = doc.get("control", {})
+    return EvalSite(site, tz, plant, tariff, limits, units, layout,
+                    float(control.get("store_margin_frac", 0.4)),
+                    float(control.get("renewable_margin_frac", 1.0)))
