@@ -84,8 +84,8 @@ class ControllerConfig:
     # P90) on the steps where the park could be export-limited (``_export_risk``): there
     # more than forecast is curtailed once the battery is full, so the plan keeps room for
     # it; elsewhere a margin only shifts the plan's trades. Park A, 15 / 5 / 1-min ticks,
-    # captured: winter 88.0 / 90.2 / 92.6 -> 88.8 / 91.5 / 93.5 %, summer within 0.1 point
-    # (with the margin everywhere: winter 89.6 % but summer 96.4 -> 95.0 % at 15 min;
+    # captured: winter 88.0 / 90.2 / 92.6 -> 88.9 / 91.5 / 93.8 %, summer within 0.1 point
+    # (with the margin everywhere: winter 89.6 % but summer 96.4 -> 95.7 % at 15 min;
     # wind only, within 0.1 point of both). 0: plan on the P50.
     renewable_margin_frac: float = 1.0
     eps: float = 1e-3

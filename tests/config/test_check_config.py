@@ -276,3 +276,19 @@ def test_store_margin_is_read_and_checked(tmp_path: Path, capsys: pytest.Capture
     text = VALID.replace("horizon_h = 24", "horizon_h = 24\nstore_margin_frac = 1.5")
     (err,) = errors_of(tmp_path, text, capsys)
     assert f":{line_no(text, 'store_margin_frac')}: control.store_margin_frac: must be within 0..1" in err
+
+
+def test_renewable_margin_is_read_and_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.config import embedded_site_path
+    from edge.runner import controller_config
+
+    assert load_site(write(tmp_path, VALID)).control.renewable_margin_frac == 1.0
+    good = VALID.replace("horizon_h = 24", "horizon_h = 24\nrenewable_margin_frac = 0.5")
+    assert load_site(write(tmp_path, good)).control.renewable_margin_frac == 0.5
+    site = load_site(embedded_site_path("park-a"), ["control.renewable_margin_frac=0"])
+    assert controller_config(site).renewable_margin_frac == 0.0
+    assert controller_config(site).plant.grid.export_limiter       # the shipped site has one
+    text = VALID.replace("horizon_h = 24", "horizon_h = 24\nrenewable_margin_frac = -0.1")
+    (err,) = errors_of(tmp_path, text, capsys)
+    assert (f":{line_no(text, 'renewable_margin_frac')}: control.renewable_margin_frac: "
+            "must be within 0..1") in err
