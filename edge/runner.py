@@ -128,8 +128,8 @@ def control_forecast(plant: PlantModel, start_ts: float, p50: Mapping[str, np.nd
     magnitudes: a target shared by loads split by their peaks, a load without a target
     (``target_of``: load name -> target) or without its P50 held at ``persisted_kw``; the
     heat and cooling P90 where every target behind them has one (``margin_p90``), PV's and
-    wind's where theirs has one. The
-    daemon and the evaluation harness both map their forecasts through here."""
+    wind's where theirs has one. The daemon and the evaluation harness both map their
+    forecasts through here."""
     n = len(next(iter(p50.values()))) if p50 else 96
     zero = np.zeros(n)
     elec: dict[str, np.ndarray] = {}

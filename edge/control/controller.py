@@ -217,6 +217,30 @@ class _Inputs:
     price_import_now: float = math.nan
 
 
+def _export_risk(p: PlantModel, fc: Forecast) -> NDArray[np.bool_]:
+    """The forecast's steps where PV and wind at their P90 (P50 where there is none), with
+    the CHPs giving the electricity of the heat forecast, exceed the electric loads by the
+    grid's export limit or more. A screen, not a balance: chillers' and heaters' electricity
+    and the battery are left out, and the CHPs are taken as heat-led (on Park A they are the
+    heat's only source)."""
+    def hi(p50: Vec, p90: Vec | None) -> Vec:
+        lo: Vec = np.clip(np.asarray(p50, float), 0.0, None)
+        if p90 is not None:
+            lo = np.maximum(lo, np.asarray(p90, float))
+        return lo
+
+    surplus = hi(fc.pv_kw, fc.pv_p90_kw) + hi(fc.wind_kw, fc.wind_p90_kw)
+    p_max = sum(c.p_max_kw for c in p.chps)
+    if p_max > 0:
+        heat_per_kw = sum(c.p_max_kw * c.heat_to_power for c in p.chps) / p_max
+        surplus = surplus + np.minimum(p_max, np.clip(np.asarray(fc.heat_kw, float), 0.0, None)
+                                       / heat_per_kw)
+    for load in fc.elec_kw.values():
+        surplus = surplus - np.asarray(load, float)
+    risk: NDArray[np.bool_] = surplus >= p.grid.export_max_kw
+    return risk
+
+
 def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
             plan: Plan | None, prev_trace: Mapping[str, _Trace] | None = None) -> _Inputs:
     """``prev_trace``: the last tick's forecasts (``_Inputs.fc_trace``), when that tick was
@@ -301,14 +325,14 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
     wrated = sum(r.p_rated_kw for r in p.renewables if r.kind == "wind") or 1.0
     ren: dict[str, Vec] = {}
     # where the park could be export-limited, PV and wind are planned towards their P90
-    risk = (_export_risk(p, fc).astype(float) * cfg.renewable_margin_frac
-            if cfg.renewable_margin_frac > 0 else None)
+    margin = (_export_risk(p, fc) * cfg.renewable_margin_frac
+              if cfg.renewable_margin_frac > 0 else None)
     for r in p.renewables:
         # this asset's share of its kind's forecast
         src = np.clip(fc.pv_kw if r.kind == "pv" else fc.wind_kw, 0, None)
         p90 = fc.pv_p90_kw if r.kind == "pv" else fc.wind_p90_kw
-        if risk is not None and p90 is not None:
-            src = src + risk * np.clip(np.asarray(p90, float) - src, 0.0, None)
+        if margin is not None and p90 is not None:
+            src = src + margin * np.clip(np.asarray(p90, float) - src, 0.0, None)
         raw = src * r.p_rated_kw / (rated if r.kind == "pv" else wrated)
         trace(r.name, raw)
         # step 0 from what the plant could give in the step just measured, as for the loads:
@@ -393,30 +417,6 @@ def _td(cfg: ControllerConfig, inp: _Inputs, on: Mapping[str, Vec], ice_on: Mapp
 
 
 # --- first step to setpoints --------------------------------------------------------------
-
-def _export_risk(p: PlantModel, fc: Forecast) -> NDArray[np.bool_]:
-    """The forecast's steps where PV and wind at their P90 (P50 where there is none), with
-    the CHPs giving the electricity of the heat forecast, exceed the electric loads by the
-    grid's export limit or more. A screen, not a balance: chillers' and heaters' electricity
-    and the battery are left out, and the CHPs are taken as heat-led (on Park A they are the
-    heat's only source)."""
-    def hi(p50: Vec, p90: Vec | None) -> Vec:
-        lo: Vec = np.clip(np.asarray(p50, float), 0.0, None)
-        if p90 is not None:
-            lo = np.maximum(lo, np.asarray(p90, float))
-        return lo
-
-    surplus = hi(fc.pv_kw, fc.pv_p90_kw) + hi(fc.wind_kw, fc.wind_p90_kw)
-    p_max = sum(c.p_max_kw for c in p.chps)
-    if p_max > 0:
-        heat_per_kw = sum(c.p_max_kw * c.heat_to_power for c in p.chps) / p_max
-        surplus = surplus + np.minimum(p_max, np.clip(np.asarray(fc.heat_kw, float), 0.0, None)
-                                       / heat_per_kw)
-    for load in fc.elec_kw.values():
-        surplus = surplus - np.asarray(load, float)
-    risk: NDArray[np.bool_] = surplus >= p.grid.export_max_kw
-    return risk
-
 
 def _setpoints(p: PlantModel, fs: FirstStep, cm: Commitment, inp: _Inputs) -> dict[str, float]:
     """Step 0 as the points the devices take (see ``points.py`` for each form)."""
