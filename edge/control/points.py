@@ -9,23 +9,28 @@ form whichever of them decided.
 
 from __future__ import annotations
 
+from edge.control.commitment import TRACE_KW
 from edge.control.plant import Diesel, DualChiller, ElectricBoiler, IceStore, Load, Renewable
 
 __all__ = ["ICE_CHARGE", "ICE_IDLE", "ICE_MELT", "diesel_points", "electric_boiler_points",
            "ice_store_points", "renewable_points", "shed_points"]
 
 ICE_IDLE, ICE_CHARGE, ICE_MELT = 0.0, 1.0, 2.0
-_CURTAIL_TOL_KW = 1.0
 
 
 def renewable_points(r: Renewable, p_kw: float | None, available_kw: float) -> dict[str, float]:
     """PV or wind delivering ``p_kw`` (None: no limit) of ``available_kw``.
 
-    A limit is written only when it bites (``p_kw`` below what is available by
-    more than 1 kW); otherwise the plant runs free: ``-p_rated_kw``, or 100 % with
-    the SunSpec limit disabled.
+    A limit is written only when the plan curtails more than a solver trace
+    (``p_kw`` below what is available by ``commitment.TRACE_KW``, 10 kW, or more);
+    otherwise the plant runs free: ``-p_rated_kw``, or 100 % with the SunSpec limit
+    disabled. ``available_kw`` is a forecast: a limit at the plan's output also
+    curtails whatever the plant gives above it. With a 1 kW tolerance, OSQP leaving
+    the PV a few kW under its bound had the PV capped at its forecast while Park B
+    imported at the peak price (968 kWh curtailed in the summer fortnight at 15-min
+    steps, 1.2 MWh at a time on a day the forecast was low).
     """
-    limit = p_kw is not None and p_kw < available_kw - _CURTAIL_TOL_KW
+    limit = p_kw is not None and p_kw <= available_kw - TRACE_KW
     lim_kw = max(p_kw, 0.0) if limit and p_kw is not None else r.p_rated_kw
     if r.limit_pct_point:
         pct = min(max(100.0 * lim_kw / r.p_rated_kw, 0.0), 100.0)

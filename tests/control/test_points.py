@@ -35,6 +35,11 @@ def test_renewable_forms() -> None:
     wind = Renewable("wind1", "wind", 7500.0, "wind1.p_limit_kw")
     assert renewable_points(wind, 1000.0, 3000.0) == {"wind1.p_limit_kw": -1000.0}
     assert renewable_points(wind, 3000.0, 3000.0) == {"wind1.p_limit_kw": -7500.0}
+    # a plan a solver trace under the forecast is no curtailment: a limit there would cap
+    # the plant at the forecast, whatever it gives above it
+    assert renewable_points(wind, 2991.0, 3000.0) == {"wind1.p_limit_kw": -7500.0}
+    assert renewable_points(wind, 2990.0, 3000.0) == {"wind1.p_limit_kw": -2990.0}
+    assert renewable_points(pv, 4995.0, 5000.0)["pv1.w_max_lim_ena"] == 0.0
 
 
 def test_diesel_and_shed_forms() -> None:
