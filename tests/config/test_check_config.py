@@ -264,31 +264,19 @@ def test_step_layout_is_read_and_checked(tmp_path: Path, capsys: pytest.CaptureF
     assert "got [0, 2]" in err
 
 
-def test_store_margin_is_read_and_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("key", "default", "site_name", "bad"), [
+    ("store_margin_frac", 0.4, "park-b", 1.5), ("renewable_margin_frac", 1.0, "park-a", -0.1)])
+def test_a_margin_is_read_and_checked(key: str, default: float, site_name: str, bad: float,
+                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from edge.config import embedded_site_path
     from edge.runner import controller_config
 
-    assert load_site(write(tmp_path, VALID)).control.store_margin_frac == 0.4
-    good = VALID.replace("horizon_h = 24", "horizon_h = 24\nstore_margin_frac = 0.2")
-    assert load_site(write(tmp_path, good)).control.store_margin_frac == 0.2
-    site = load_site(embedded_site_path("park-b"), ["control.store_margin_frac=0.1"])
-    assert controller_config(site).store_margin_frac == 0.1
-    text = VALID.replace("horizon_h = 24", "horizon_h = 24\nstore_margin_frac = 1.5")
+    assert getattr(load_site(write(tmp_path, VALID)).control, key) == default
+    good = VALID.replace("horizon_h = 24", f"horizon_h = 24\n{key} = 0.2")
+    assert getattr(load_site(write(tmp_path, good)).control, key) == 0.2
+    site = load_site(embedded_site_path(site_name), [f"control.{key}=0.1"])
+    assert getattr(controller_config(site), key) == 0.1
+    assert controller_config(site).plant.grid.export_limiter      # both shipped sites have one
+    text = VALID.replace("horizon_h = 24", f"horizon_h = 24\n{key} = {bad}")
     (err,) = errors_of(tmp_path, text, capsys)
-    assert f":{line_no(text, 'store_margin_frac')}: control.store_margin_frac: must be within 0..1" in err
-
-
-def test_renewable_margin_is_read_and_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from edge.config import embedded_site_path
-    from edge.runner import controller_config
-
-    assert load_site(write(tmp_path, VALID)).control.renewable_margin_frac == 1.0
-    good = VALID.replace("horizon_h = 24", "horizon_h = 24\nrenewable_margin_frac = 0.5")
-    assert load_site(write(tmp_path, good)).control.renewable_margin_frac == 0.5
-    site = load_site(embedded_site_path("park-a"), ["control.renewable_margin_frac=0"])
-    assert controller_config(site).renewable_margin_frac == 0.0
-    assert controller_config(site).plant.grid.export_limiter       # the shipped site has one
-    text = VALID.replace("horizon_h = 24", "horizon_h = 24\nrenewable_margin_frac = -0.1")
-    (err,) = errors_of(tmp_path, text, capsys)
-    assert (f":{line_no(text, 'renewable_margin_frac')}: control.renewable_margin_frac: "
-            "must be within 0..1") in err
+    assert f":{line_no(text, key)}: control.{key}: must be within 0..1" in err

@@ -73,9 +73,9 @@ def load_eval_site(site: str, *, pv_ac_kw: float | None = None,
             limits[key] = PointLimit(float(lim.get("min", -math.inf)), float(lim.get("max", math.inf)),
                                      float(ramp) if ramp is not None else math.inf,
                                      float(pt.get("default", wanted[key].default)))
-    raw_layout = doc.get("control", {}).get("layout")
-    layout = tuple((float(h), int(m)) for h, m in raw_layout) if raw_layout else None
     control = doc.get("control", {})
+    raw_layout = control.get("layout")
+    layout = tuple((float(h), int(m)) for h, m in raw_layout) if raw_layout else None
     return EvalSite(site, tz, plant, tariff, limits, units, layout,
                     float(control.get("store_margin_frac", 0.4)),
                     float(control.get("renewable_margin_frac", 1.0)))
