@@ -325,8 +325,9 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
     wrated = sum(r.p_rated_kw for r in p.renewables if r.kind == "wind") or 1.0
     ren: dict[str, Vec] = {}
     # where the park could be export-limited, PV and wind are planned towards their P90
+    has_p90 = fc.pv_p90_kw is not None or fc.wind_p90_kw is not None
     margin = (_export_risk(p, fc) * cfg.renewable_margin_frac
-              if cfg.renewable_margin_frac > 0 else None)
+              if cfg.renewable_margin_frac > 0 and has_p90 else None)
     for r in p.renewables:
         # this asset's share of its kind's forecast
         src = np.clip(fc.pv_kw if r.kind == "pv" else fc.wind_kw, 0, None)

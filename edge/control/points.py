@@ -28,7 +28,7 @@ def renewable_points(r: Renewable, p_kw: float | None, available_kw: float) -> d
     curtails whatever the plant gives above it. With a 1 kW tolerance, OSQP leaving
     the PV a few kW under its bound had the PV capped at its forecast while Park B
     imported at the peak price (968 kWh curtailed in the summer fortnight at 15-min
-    steps, 1.2 MWh at a time on a day the forecast was low).
+    steps; 1.2 MW of 1.45 MW available at one quarter hour of a day the forecast was low).
     """
     limit = p_kw is not None and p_kw <= available_kw - TRACE_KW
     lim_kw = max(p_kw, 0.0) if limit and p_kw is not None else r.p_rated_kw
