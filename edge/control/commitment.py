@@ -145,6 +145,35 @@ def fill_gaps(want: NDArray[np.int64], mode_now: int, step_start_s: Vec,
     return out
 
 
+def cool_until_window(mode: NDArray[np.int64], shut: NDArray[np.bool_], mode_now: int,
+                      step_start_s: Vec, min_down_h: float) -> NDArray[np.int64]:
+    """A maker cooling until its ice mode begins keeps cooling up to the charge window.
+
+    ``fill_gaps`` starts the ice mode early over a short gap; the steps of it before the
+    window opens are then shut (``shut``), which left the maker stopped for them. Its
+    down time then held it off for the window's first hour: at 1-min ticks on Park B a
+    chiller started at 21:00 for the evening's cooling stopped at 21:59 and made no ice
+    until 23:00, an hour of one maker's ice every night (about 2.8 MWh). Here a shut run
+    shorter than the down time, after cooling and before ice mode, stays in cooling.
+    """
+    out = mode.copy()
+    n = len(out)
+    k = 0
+    while k < n:
+        if not shut[k] or out[k] != 0:
+            k += 1
+            continue
+        end = k
+        while end < n and shut[end] and out[end] == 0:
+            end += 1
+        before = mode_now if k == 0 else int(out[k - 1])
+        span_h = ((step_start_s[end] if end < n else np.inf) - step_start_s[k]) / 3600.0
+        if before == 1 and end < n and out[end] == 2 and span_h < min_down_h:
+            out[k:end] = 1
+        k = end
+    return out
+
+
 def _stage(need_kw: Vec, caps_kw: list[float]) -> list[NDArray[np.int64]]:
     """Units in the given order switched on until their capacity covers ``need_kw``."""
     out, covered = [], np.zeros_like(need_kw)
@@ -430,7 +459,11 @@ def _finish(plant: PlantModel, grid: StepGrid, now_ts: float, want: dict[str, ND
     for st in plant.ice_stores:
         makers = [d for d in plant.dual_chillers if d.ice_store == st.name and d.name in modes]
         for d in makers:
-            modes[d.name][(modes[d.name] == 2) & (np.asarray(charge_ok[st.name]) <= 0.0)] = 0
+            shut = (modes[d.name] == 2) & (np.asarray(charge_ok[st.name]) <= 0.0)
+            modes[d.name][shut] = 0
+            now = status.get(d.name)
+            modes[d.name] = cool_until_window(modes[d.name], shut, now.mode if now else 0,
+                                              start_s, d.min_down_h)
         full = _no_room(st, [[d for d in makers if modes[d.name][k] == 2] for k in range(n)],
                         grid.dt_h, ice_kwh.get(st.name, 0.0))
         for d in makers:
