@@ -461,8 +461,9 @@ def _finish(plant: PlantModel, grid: StepGrid, now_ts: float, want: dict[str, ND
         for d in makers:
             shut = (modes[d.name] == 2) & (np.asarray(charge_ok[st.name]) <= 0.0)
             modes[d.name][shut] = 0
-            now = status.get(d.name)
-            modes[d.name] = cool_until_window(modes[d.name], shut, now.mode if now else 0,
+            running = status.get(d.name)
+            modes[d.name] = cool_until_window(modes[d.name], shut,
+                                              running.mode if running is not None else 0,
                                               start_s, d.min_down_h)
         full = _no_room(st, [[d for d in makers if modes[d.name][k] == 2] for k in range(n)],
                         grid.dt_h, ice_kwh.get(st.name, 0.0))
