@@ -340,6 +340,32 @@ def _stage_by(need_kw: Vec, units: list[tuple[str, float, float]], free: Mapping
     return out
 
 
+def _held_in(status: UnitStatus | None, mode: int, min_up_h: float, grid: StepGrid,
+             now_ts: float) -> NDArray[np.bool_]:
+    """Per step, whether the unit's minimum run holds it in ``mode`` (it runs in it now)."""
+    if status is None or status.mode != mode:
+        return np.zeros(grid.n, bool)
+    held: NDArray[np.bool_] = (now_ts + grid.start_h * 3600.0 - status.since_ts) / 3600.0 < min_up_h - 1e-9
+    return held
+
+
+def _near_window(plant: PlantModel, grid: StepGrid, charge_ok: Mapping[str, Vec]) -> NDArray[np.bool_]:
+    """Per step, whether a dual chiller started for cooling then would still be held in
+    cooling mode by its minimum run time inside its store's charge window."""
+    out = np.zeros(grid.n, bool)
+    start, end = grid.start_h, grid.start_h + grid.dt_h
+    for d in plant.dual_chillers:
+        ok = np.asarray(charge_ok.get(d.ice_store, np.zeros(grid.n)), float) > 0.5
+        if not ok.any():
+            continue
+        opens = start[ok]
+        closes = end[ok]
+        # the run [start, start + min_up) overlaps a window step
+        out |= ((opens[None, :] < start[:, None] + d.min_up_h)
+                & (closes[None, :] > start[:, None])).any(axis=1)
+    return out
+
+
 def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str, UnitStatus],
                    charge_ok: Mapping[str, Vec], grid: StepGrid, now_ts: float, reserve: float,
                    ice_kwh: Mapping[str, float]) -> dict[str, NDArray[np.int64]]:
@@ -371,8 +397,11 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
         # as for diesel: a maker starts for at least half its minimum load, not for a
         # trace the solver left where charging and not charging cost the same
         floor_kw = 0.5 * min((d.min_load_frac * d.ice_max_kw for d in makers), default=0.0)
+        # and not one its minimum run holds in cooling mode: staged for ice, it was left
+        # out of the cooling staging, which then started another maker for cooling
         staged = _stage_by(need, [(d.name, d.ice_max_kw, d.min_load_frac * d.ice_max_kw) for d in makers],
-                           {d.name: window for d in makers}, min_kw=max(floor_kw, TRACE_KW))
+                           {d.name: window & ~_held_in(status.get(d.name), 1, d.min_up_h, grid, now_ts)
+                            for d in makers}, min_kw=max(floor_kw, TRACE_KW))
         # no ice mode where the store has no room for it: a maker staged there would be
         # stopped by the full-store rule (_finish) and then serve nothing, while the
         # cooling staging below counted it as busy
@@ -386,10 +415,7 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
     # rounding wants of it (min_up_down keeps it there): counted as free for cooling,
     # it left Park B's 2.8 MW morning load with no chiller at the window's end
     for d in plant.dual_chillers:
-        now = status.get(d.name)
-        if now is not None and now.mode == 2:
-            held = (now_ts + grid.start_h * 3600.0 - now.since_ts) / 3600.0 < d.min_up_h - 1e-9
-            ice_mode[d.name] = ice_mode[d.name] | held
+        ice_mode[d.name] |= _held_in(status.get(d.name), 2, d.min_up_h, grid, now_ts)
     # chillers in cooling mode for the chillers' cooling, with reserve
     chillers: list[tuple[str, float, float, float]] = [
         (c.name, c.cool_max_kw, c.cop, c.min_load_frac * c.cool_max_kw) for c in plant.electric_chillers]
@@ -398,7 +424,18 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
     need = (total([c[0] for c in chillers], "c") + _melt_short(plant, x, ice_kwh, n)) \
         * (1.0 + reserve)
     free = {c[0]: ~ice_mode.get(c[0], np.zeros(n, bool)) for c in chillers}
-    for name, on in _stage_by(need, [(c[0], c[1], c[3]) for c in chillers], free, min_kw=TRACE_KW).items():
+    by_cop = _stage_by(need, [(c[0], c[1], c[3]) for c in chillers], free, min_kw=TRACE_KW)
+    # A maker started for cooling runs its minimum time in cooling mode: started in the
+    # charge window or within that time before it, it makes no ice when it could (Park B,
+    # 1-min ticks: started at 22:00 for 1.7 MW of cooling, idle for ice till 23:00). There
+    # the electric chillers go first, running units still before all.
+    dual = {d.name for d in plant.dual_chillers}
+    near = _near_window(plant, grid, charge_ok)
+    if near.any():
+        late = sorted(chillers, key=lambda c: (running_first(c[0]), c[0] in dual, -c[2], -c[1], c[0]))
+        makers_last = _stage_by(need, [(c[0], c[1], c[3]) for c in late], free, min_kw=TRACE_KW)
+        by_cop = {u: np.where(near, makers_last[u], on) for u, on in by_cop.items()}
+    for name, on in by_cop.items():
         want[name] = np.where(ice_mode.get(name, np.zeros(n, bool)), 2, on).astype(np.int64)
     # CHP: reserve where it is the only heat (no boilers to take a shortfall)
     chp_reserve = reserve if not (plant.gas_boilers or plant.electric_boilers) else 0.0

@@ -139,12 +139,12 @@ def test_a_maker_cools_up_to_the_charge_window_rather_than_stopping_before_it() 
 
 
 def _relaxed_commit(park: Park, relaxed: dict[str, np.ndarray], status: dict[str, UnitStatus] | None = None,
-                    ) -> dict[str, np.ndarray]:
+                    *, at_h: float = 12.0) -> dict[str, np.ndarray]:
     p = park.plant
     grid = ControllerState.fresh(park.config).grid
     n = grid.n
     z = np.zeros(n)
-    cm = commit(p, grid, T0 + 12 * 3600, heat_kw=z, cooling_kw=z, elec_net_kw=z, price_import=np.full(n, 0.9),
+    cm = commit(p, grid, T0 + at_h * 3600, heat_kw=z, cooling_kw=z, elec_net_kw=z, price_import=np.full(n, 0.9),
                 gas_cny_per_m3=3.65, carbon_cny_per_t=82.0, ice_kwh={s.name: 0.0 for s in p.ice_stores},
                 status=status or {}, relaxed_kw={k: np.full(n, v) if np.isscalar(v) else v
                                                  for k, v in relaxed.items()})
@@ -169,6 +169,27 @@ def test_relaxed_totals_staged_with_reserve(park_b: Park) -> None:
     caps |= {d.name: d.cool_max_kw for d in park_b.plant.dual_chillers}
     assert sum(caps[u] for u in on) >= need
     assert {"bch1", "bch2"} <= set(on) and len(on) == 3
+
+
+def test_no_ice_maker_started_for_cooling_where_its_minimum_run_reaches_the_window(park_b: Park) -> None:
+    # 9,900 kW on the base-load chillers, 11,385 kW with the reserve: both base-load units
+    # and 1,537 kW more. At noon the dual chiller (COP 4.6) takes the rest before the
+    # screw chiller (4.5); at 21:30 its 1 h minimum run would reach into the 22:00 charge
+    # window, so the screw chiller takes it and the maker stays free to make ice
+    relaxed = {"bch1.c": 4950.0, "bch2.c": 4950.0}
+    noon = {u for u, m in _relaxed_commit(park_b, relaxed).items() if m[0] == 1}
+    evening = {u for u, m in _relaxed_commit(park_b, relaxed, at_h=21.5).items() if m[0] == 1}
+    assert noon == {"bch1", "bch2", "dch1"}, noon
+    assert evening == {"bch1", "bch2", "sch1"}, evening
+
+
+def test_a_maker_held_in_cooling_cools_and_the_others_make_ice(park_b: Park) -> None:
+    # 23:00, dch1 cooling for 30 min of its 1 h minimum run: it cannot make ice yet, so the
+    # ice goes to the other three and dch1 carries the cooling; no chiller is started for it
+    held = {"dch1": UnitStatus(1, since_ts=T0 + 22.5 * 3600)}
+    relaxed = {f"dch{j}.ice": 3165.0 for j in range(1, 5)} | {"dch1.c": 1500.0}
+    modes = _relaxed_commit(park_b, relaxed, held, at_h=23.0)
+    assert {u: int(m[0]) for u, m in modes.items() if m[0]} == {"dch1": 1, "dch2": 2, "dch3": 2, "dch4": 2}
 
 
 def test_relaxed_chp_running_unit_first_and_diesel_traces_ignored(park_a: Park) -> None:
