@@ -153,8 +153,9 @@ def cool_until_window(mode: NDArray[np.int64], shut: NDArray[np.bool_], mode_now
     window opens are then shut (``shut``), which left the maker stopped for them. Its
     down time then held it off for the window's first hour: at 1-min ticks on Park B a
     chiller started at 21:00 for the evening's cooling stopped at 21:59 and made no ice
-    until 23:00 on three nights of the summer fortnight, 2.1-2.7 MWh of ice each. Here a shut run
-    shorter than the down time, after cooling and before ice mode, stays in cooling.
+    until 23:00 on three nights of the summer fortnight, 2.1-2.7 MWh of ice each. Here a
+    shut run shorter than the down time, after cooling and before ice mode, stays in
+    cooling.
     """
     out = mode.copy()
     n = len(out)

@@ -468,9 +468,9 @@ def _prev_kw(p: PlantModel, last: Mapping[str, float]) -> dict[str, float]:
     """Last setpoints as the QP's smoothed series (magnitudes).
 
     Every smoothed series needs one: step 0 is smoothed against it, and a series without
-    one (boilers, chillers, ice melting) was smoothed against 0, a pull towards zero on
-    every tick that a single 12 MW melt series felt more than seven chillers sharing the
-    rest."""
+    one (boilers, chillers, ice melting when it was smoothed) was smoothed against 0, a
+    pull towards zero on every tick that a single 12 MW melt series felt more than seven
+    chillers sharing the rest. The ice melt is not smoothed since session 10 (qp.py)."""
     out: dict[str, float] = {}
 
     def put(series: str, point: str, sign: float = -1.0) -> None:
@@ -494,8 +494,6 @@ def _prev_kw(p: PlantModel, last: Mapping[str, float]) -> dict[str, float]:
             kw = -last[d.cool_set_point]
             out[f"{d.name}.c"] = kw if mode == 1.0 else 0.0
             out[f"{d.name}.ice"] = kw if mode == 2.0 else 0.0
-    for st in p.ice_stores:
-        put(f"{st.name}.melt", st.melt_set_point)
     return out
 
 
