@@ -115,7 +115,8 @@ def min_up_down(want: NDArray[np.int64], status: UnitStatus, now_ts: float, step
 
 
 def fill_gaps(want: NDArray[np.int64], mode_now: int, step_start_s: Vec,
-              min_down_h: float) -> NDArray[np.int64]:
+              min_down_h: float, *,
+              allowed: Mapping[int, NDArray[np.bool_]] | None = None) -> NDArray[np.int64]:
     """Bridge off-gaps shorter than the minimum down time when the unit runs again after.
 
     Stopping for a gap the unit could not restart from would leave the load
@@ -125,6 +126,13 @@ def fill_gaps(want: NDArray[np.int64], mode_now: int, step_start_s: Vec,
     change counts as a stop and a start, so going straight over needs no down
     time, and the gap in between would have kept the unit off when it is wanted
     (Park B, end of the charge window: 2.3 MW of cooling planned unserved).
+
+    ``allowed``: per mode, the steps where it may run (a dual chiller's ice mode: its
+    store's charge window). Where the next mode may not start early, the gap keeps the
+    mode before it. Started early into the minute before 22:00 and shut there, a chiller
+    cooling since 21:00 had stopped, and its down time kept it from making ice until
+    23:00 (Park B, 1-min ticks, three nights of the summer fortnight, 2.1-2.7 MWh of ice
+    each).
     """
     out = want.copy()
     n = len(out)
@@ -140,37 +148,9 @@ def fill_gaps(want: NDArray[np.int64], mode_now: int, step_start_s: Vec,
             end += 1
         t_end = step_start_s[end] if end < n else np.inf
         if end < n and (t_end - step_start_s[k]) / 3600.0 < min_down_h:
-            out[k:end] = out[end]
-        k = end
-    return out
-
-
-def cool_until_window(mode: NDArray[np.int64], shut: NDArray[np.bool_], mode_now: int,
-                      step_start_s: Vec, min_down_h: float) -> NDArray[np.int64]:
-    """A maker cooling until its ice mode begins keeps cooling up to the charge window.
-
-    ``fill_gaps`` starts the ice mode early over a short gap; the steps of it before the
-    window opens are then shut (``shut``), which left the maker stopped for them. Its
-    down time then held it off for the window's first hour: at 1-min ticks on Park B a
-    chiller started at 21:00 for the evening's cooling stopped at 21:59 and made no ice
-    until 23:00 on three nights of the summer fortnight, 2.1-2.7 MWh of ice each. Here a
-    shut run shorter than the down time, after cooling and before ice mode, stays in
-    cooling.
-    """
-    out = mode.copy()
-    n = len(out)
-    k = 0
-    while k < n:
-        if not shut[k] or out[k] != 0:
-            k += 1
-            continue
-        end = k
-        while end < n and shut[end] and out[end] == 0:
-            end += 1
-        before = mode_now if k == 0 else int(out[k - 1])
-        span_h = ((step_start_s[end] if end < n else np.inf) - step_start_s[k]) / 3600.0
-        if before == 1 and end < n and out[end] == 2 and span_h < min_down_h:
-            out[k:end] = 1
+            nxt = int(out[end])
+            ok = (allowed or {}).get(nxt)
+            out[k:end] = nxt if ok is None else np.where(ok[k:end], nxt, prev)
         k = end
     return out
 
@@ -482,10 +462,11 @@ def _finish(plant: PlantModel, grid: StepGrid, now_ts: float, want: dict[str, ND
 
     modes: dict[str, NDArray[np.int64]] = {}
     spec = {u.name: (u.min_up_h, u.min_down_h) for u in plant.switched}
+    window = {d.name: {2: np.asarray(charge_ok[d.ice_store]) > 0.0} for d in plant.dual_chillers}
     for u, w in want.items():
         now = status.get(u, UnitStatus(int(w[0]), -math.inf))
         up_h, down_h = spec[u]
-        w = fill_gaps(w, now.mode, start_s, down_h)
+        w = fill_gaps(w, now.mode, start_s, down_h, allowed=window.get(u))
         modes[u] = min_up_down(w, now, now_ts, start_s, up_h, down_h)
     # A full ice store stops its ice makers whatever their minimum run time (the store's
     # level control does it on site); holding them in ice mode would force charging into
@@ -497,12 +478,7 @@ def _finish(plant: PlantModel, grid: StepGrid, now_ts: float, want: dict[str, ND
     for st in plant.ice_stores:
         makers = [d for d in plant.dual_chillers if d.ice_store == st.name and d.name in modes]
         for d in makers:
-            shut = (modes[d.name] == 2) & (np.asarray(charge_ok[st.name]) <= 0.0)
-            modes[d.name][shut] = 0
-            running = status.get(d.name)
-            modes[d.name] = cool_until_window(modes[d.name], shut,
-                                              running.mode if running is not None else 0,
-                                              start_s, d.min_down_h)
+            modes[d.name][(modes[d.name] == 2) & (np.asarray(charge_ok[st.name]) <= 0.0)] = 0
         full = _no_room(st, [[d for d in makers if modes[d.name][k] == 2] for k in range(n)],
                         grid.dt_h, ice_kwh.get(st.name, 0.0))
         for d in makers:

@@ -120,22 +120,25 @@ def test_short_off_gaps_are_bridged() -> None:
 
 
 def test_a_maker_cools_up_to_the_charge_window_rather_than_stopping_before_it() -> None:
-    from edge.control.commitment import cool_until_window
-    # 1-min ticks at 21:59: cooling since 21:00, ice mode wanted from 22:00 and shut for
-    # the minute before the window; stopping for that minute would hold it off till 23:00
+    from edge.control.commitment import fill_gaps
+    # 1-min ticks at 21:59: cooling since 21:00, ice mode wanted from 22:00 and not allowed
+    # before it; stopping for that minute would hold the maker off till 23:00
     ticks = np.arange(4) * 60.0
-    mode, shut = np.array([0, 2, 2, 2]), np.array([True, False, False, False])
-    assert list(cool_until_window(mode, shut, 1, ticks, 1.0)) == [1, 2, 2, 2]
+    want = np.array([0, 2, 2, 2])
+    window = {2: np.array([False, True, True, True])}
+    assert list(fill_gaps(want, 1, ticks, 1.0, allowed=window)) == [1, 2, 2, 2]
+    # without the window the ice mode starts early, as for any next mode
+    assert list(fill_gaps(want, 1, ticks, 1.0)) == [2, 2, 2, 2]
     # a maker that is off stays off, and so does one that stops for good
-    assert list(cool_until_window(mode, shut, 0, ticks, 1.0)) == [0, 2, 2, 2]
-    assert list(cool_until_window(np.array([0, 0, 0, 0]), shut, 1, ticks, 1.0)) == [0, 0, 0, 0]
-    # a shut stretch as long as the down time is a stop the maker can restart from
+    assert list(fill_gaps(want, 0, ticks, 1.0, allowed=window)) == [0, 2, 2, 2]
+    assert list(fill_gaps(np.array([0, 0, 0, 0]), 1, ticks, 1.0, allowed=window)) == [0, 0, 0, 0]
+    # a gap as long as the down time is a stop the maker can restart from
     steps = np.arange(6) * 900.0
-    assert list(cool_until_window(np.array([0, 0, 0, 0, 2, 2]), np.array([1, 1, 1, 1, 0, 0], bool),
-                                  1, steps, 1.0)) == [0, 0, 0, 0, 2, 2]
-    # a maker the rounding stopped before the shut step is not restarted for it
-    assert list(cool_until_window(np.array([0, 0, 2]), np.array([False, True, False]), 1,
-                                  ticks[:3], 1.0)) == [0, 0, 2]
+    assert list(fill_gaps(np.array([0, 0, 0, 0, 2, 2]), 1, steps, 1.0,
+                          allowed={2: np.array([0, 0, 0, 0, 1, 1], bool)})) == [0, 0, 0, 0, 2, 2]
+    # within the gap the ice mode starts where the window allows it
+    assert list(fill_gaps(np.array([0, 0, 2]), 1, ticks[:3], 1.0,
+                          allowed={2: np.array([False, True, True])})) == [1, 2, 2]
 
 
 def _relaxed_commit(park: Park, relaxed: dict[str, np.ndarray], status: dict[str, UnitStatus] | None = None,
