@@ -20,6 +20,7 @@ tables turn them into the devices' own "output positive" convention with
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 H = 3600.0
@@ -82,9 +83,11 @@ class Battery(Device):
     def limits(self) -> dict[str, Limit]:
         return {"p_set_kw": Limit(-self.p_max_kw, self.p_max_kw, "kW")}
 
-    def step(self, dt_s: float) -> float:
+    def step(self, dt_s: float, charge_cap_kw: float = math.inf) -> float:
+        """Advance ``dt_s`` at the setpoint, charging at most ``charge_cap_kw`` (what the
+        grid's import limit leaves, ``Park.step``); returns the power (> 0 charging)."""
         target = self.sp["p_set_kw"] if self.remote else 0.0
-        target = min(max(target, -self.p_max_kw), self.p_max_kw)
+        target = min(max(target, -self.p_max_kw), self.p_max_kw, max(charge_cap_kw, 0.0))
         dt_h = dt_s / H
         if target >= 0.0:
             room_kwh = max(0.0, (self.soc_max_frac - self.soc_frac) * self.e_kwh)
@@ -285,6 +288,15 @@ class AbsorptionChiller(Device):
         target = -self.sp["q_set_kw"] if self.remote else residual_kw
         self.q_kw = min(max(target, 0.0), self.q_max_kw, max(heat_avail_kw, 0.0) * self.cop)
         return self.q_kw
+
+    def pick_up(self, extra_kw: float, heat_free_kw: float) -> float:
+        """Running, its own controller loads up on rising chilled water, as an electric
+        chiller's does, up to its rating and what the ``heat_free_kw`` drives."""
+        if self.q_kw <= 0.0:
+            return 0.0
+        add = max(min(extra_kw, self.q_max_kw - self.q_kw, heat_free_kw * self.cop), 0.0)
+        self.q_kw += add
+        return add
 
     @property
     def heat_in_kw(self) -> float:

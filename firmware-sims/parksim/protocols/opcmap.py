@@ -106,6 +106,8 @@ def site_points(site: str) -> list[OpcPoint]:
             *_common("AbsChiller1", "absc1"),
             *chiller("Chiller1", "ch1"), *chiller("Chiller2", "ch2"),
             *loads([("HeatingLoad", "heat"), ("CoolingLoad", "cool")]),
+            # the district heating network's supply temperature against its setpoint
+            OpcPoint("HeatingLoad", "SupplyDeviation_K", "load_heat.supply_dev_k", "load_heat", "K"),
             *WEATHER,
         ]
     pts: list[OpcPoint] = []
