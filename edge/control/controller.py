@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.control import rules as _rules
-from edge.control.commitment import Commitment, UnitStatus, commit, ice_windows
+from edge.control.commitment import Commitment, UnitStatus, commit, held_in, ice_windows, with_cooling
 from edge.control.inputs import Forecast, Plan, Tariff, covered, local_hour_month, sample
 from edge.control.plant import PlantModel
 from edge.control.points import (
@@ -377,6 +377,17 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         measured = (sum(v for v in vals if v is not None)
                     if vals and all(v is not None for v in vals) else None)
         thermal[kind] = corrected_series(arr, measured, prev_at(kind, pts), grid, half_h)
+        for ld in p.loads:
+            dev_k = (_read(snap, ld.network_point, cfg.stale_after_s)
+                     if ld.kind == kind and ld.network_point else None)
+            if dev_k is not None:
+                # What the network's water lacks against its setpoint (or holds above it) is
+                # made up over restore_h. Without it the heat-led CHPs met each quarter hour's
+                # forecast and Park A's district heat fell short by its misses (6.7 MWh in
+                # the winter fortnight, dumped 9.3 MWh elsewhere); with the network as a store
+                # in the physics but not read, its deficit would stay.
+                step0 = float(thermal[kind][0]) - dev_k * ld.network_kwh_per_k / ld.network_restore_h
+                thermal[kind] = np.concatenate([[max(step0, 0.0)], thermal[kind][1:]])
     heat, cool = thermal["heat"], thermal["cooling"]
     now = float(imp[0])
     imp, exp, co2 = (np.concatenate([a[:1], a.reshape(n_fine, per)[1:].mean(axis=1)])
@@ -449,7 +460,10 @@ def _setpoints(p: PlantModel, fs: FirstStep, cm: Commitment, inp: _Inputs) -> di
         sp[d.mode_set_point] = modes[d.name]
     for s in p.ice_stores:
         makers = [(d, modes[d.name]) for d in p.dual_chillers if d.ice_store == s.name]
-        sp.update(ice_store_points(s, g(f"{s.name}.melt"), makers))
+        # in melt mode whenever it is not charging, at the plan's melt (0 included): the
+        # store then picks up cooling the running chillers cannot (Park B winter, 15-min
+        # steps: 1-126 kW loads at night with every chiller off, 464 -> 87 kWh unserved)
+        sp.update(ice_store_points(s, g(f"{s.name}.melt"), makers, standby=True))
     # at the export limit the renewables' own limiter curtails what the grid cannot take,
     # and no more; a limit at the plan's output would also curtail what the forecast missed
     # while the grid could still take it
@@ -521,10 +535,15 @@ def _relaxed(state: ControllerState, inp: _Inputs, t: float,
         model = QpModel(p, grid, key - {RELAXED}, eps=state.config.eps)
         state.cache[key] = model
     charge_ok, melt_ok = windows
-    ones = np.ones(grid.n)
-    td = _td(state.config, inp, {u.name: ones for u in p.switched},
-             {d.name: charge_ok[d.ice_store] for d in p.dual_chillers}, melt_ok, prev_kw,
-             relaxed=True)
+    # every unit available, but not one its minimum down time holds off: the relaxation had
+    # Park A's CHP, stopped minutes before, making heat for the absorption chiller, so the
+    # rounding staged no electric chiller, and with the CHP held off 1.1 MW of cooling went
+    # unserved for 35 min (summer, exact forecasts, 5-min ticks)
+    avail = {u.name: np.where(held_in(state.status.get(u.name), 0, u.min_down_h, grid, t), 0.0, 1.0)
+             for u in p.switched}
+    td = _td(state.config, inp, avail,
+             {d.name: np.asarray(charge_ok[d.ice_store], float) * avail[d.name]
+              for d in p.dual_chillers}, melt_ok, prev_kw, relaxed=True)
     warm = None
     if model.warm is not None:
         x0, y0, ts0 = model.warm
@@ -616,6 +635,21 @@ def _leaner(cfg: ControllerConfig, grid: StepGrid, inp: _Inputs, t: float,
     return lean
 
 
+def _cheaper(state: ControllerState, inp: _Inputs, t: float, prev_kw: Mapping[str, float],
+             current: tuple[Commitment, TickData, QpModel, QpResult], alt: Commitment
+             ) -> tuple[Commitment, TickData, QpModel, QpResult]:
+    """The tick solved again on commitment ``alt``: whichever plan the QP prices lower (both
+    on the same data), with both solves' iterations and time counted (each solve has the
+    deadline, so a tick may take two)."""
+    cm, td, model, res = current
+    td_alt = _tick_data(state.config, inp, alt, prev_kw)
+    model_alt, res_alt = _solve(state, alt, td_alt, t)
+    spent = (res.iters + res_alt.iters, res.solve_ms + res_alt.solve_ms)
+    if res_alt.ok and res_alt.obj_kcny < res.obj_kcny:
+        cm, td, model, res = alt, td_alt, model_alt, res_alt
+    return cm, td, model, replace(res, iters=spent[0], solve_ms=spent[1])
+
+
 # --- the tick ----------------------------------------------------------------------------
 
 def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
@@ -638,15 +672,16 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
         model, res = _solve(state, cm, td, t)
         lean = _leaner(cfg, grid, inp, t, state.status, relaxed, windows, cm) if res.ok else None
         if lean is not None:
-            # the same tick without the units the rounding runs only at their minimum load:
-            # whichever plan the QP prices lower is taken (both on the same data; each
-            # solve has the deadline, so a tick may take two)
-            td_lean = _tick_data(cfg, inp, lean, prev_kw)
-            model_lean, res_lean = _solve(state, lean, td_lean, t)
-            spent = (res.iters + res_lean.iters, res.solve_ms + res_lean.solve_ms)
-            if res_lean.ok and res_lean.obj_kcny < res.obj_kcny:
-                cm, td, model, res = lean, td_lean, model_lean, res_lean
-            res = replace(res, iters=spent[0], solve_ms=spent[1])
+            # the same tick without the units the rounding runs only at their minimum load
+            cm, td, model, res = _cheaper(state, inp, t, prev_kw, (cm, td, model, res), lean)
+        if res.ok:
+            short = res.x[model.sl("slack.c")] * 1e3 * model.unit["slack.c"]
+            if cm.firm_steps is not None:
+                short[cm.firm_steps:] = 0.0
+            more = with_cooling(p, grid, t, cm, short, state.status, inp.ice_kwh)
+            if more is not None:
+                # the same tick with chillers started for the cooling the plan left unserved
+                cm, td, model, res = _cheaper(state, inp, t, prev_kw, (cm, td, model, res), more)
         if res.ok and res.lo is not None and res.up is not None:
             fs = project_first(model, res.x, td, res.lo, res.up,
                                import_headroom_frac=cfg.import_headroom_frac)

@@ -217,6 +217,13 @@ class Load:
     shed_set_point: str = ""         # kW of this load switched off (>= 0)
     shed_frac_point: str = ""        # or: the fraction of it switched off (0..interruptible_frac)
     forecast: str = ""               # the forecaster's target for this load (edge.forecast)
+    # A heat or cooling network whose water stores what supply and load do not match: its
+    # supply temperature against the setpoint (K, > 0 above it), what a K of it holds
+    # (kWh), and the time in which a deviation is made up (h). The controller adds the
+    # shortfall / restore_h to step 0's demand (controller._inputs).
+    network_point: str = ""
+    network_kwh_per_k: float = 0.0
+    network_restore_h: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,7 +491,13 @@ def _load(t: _Table, name: str) -> Load:
     ld = Load(name, t.text("kind", "electric", ("electric", "heat", "cooling")),
               t.num("peak_kw", lo_open=True), t.num("interruptible_frac", 0.0, hi=1.0),
               t.flag("critical", False), t.point("p_point", ""), t.point("shed_set_point", ""),
-              t.point("shed_frac_point", ""), t.text("forecast", ""))
+              t.point("shed_frac_point", ""), t.text("forecast", ""),
+              t.point("network_point", ""), t.num("network_kwh_per_k", 0.0),
+              t.num("network_restore_h", 1.0, lo_open=True))
+    if ld.network_point and ld.kind == "electric":
+        t._err("network_point", "only heat and cooling loads have a network")
+    if ld.network_point and ld.network_kwh_per_k <= 0:
+        t._err("network_kwh_per_k", "required (> 0) with network_point")
     if ld.interruptible_frac > 0 and not (ld.shed_set_point or ld.shed_frac_point):
         t._err("shed_set_point", "required when interruptible_frac > 0 (or shed_frac_point)")
     if ld.shed_set_point and ld.shed_frac_point:

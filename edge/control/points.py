@@ -58,16 +58,17 @@ def shed_points(ld: Load, shed_kw: float, load_kw: float) -> dict[str, float]:
     return {}
 
 
-def ice_store_points(s: IceStore, melt_kw: float, makers: list[tuple[DualChiller, float]]
-                     ) -> dict[str, float]:
+def ice_store_points(s: IceStore, melt_kw: float, makers: list[tuple[DualChiller, float]],
+                     *, standby: bool = False) -> dict[str, float]:
     """The store's melt setpoint (passive, <= 0) and its mode from its chillers' modes.
 
     The store does one thing at a time: it charges when any of its chillers is in
     ice mode (their output goes nowhere otherwise), melts when melt is asked for,
-    else idles.
+    else idles; with ``standby`` it is left in melt mode at its setpoint (0 included)
+    rather than idle, so that it picks up cooling the running chillers cannot.
     """
     charging = any(mode == 2.0 for _, mode in makers)
-    melting = not charging and melt_kw > 0.0
+    melting = not charging and (melt_kw > 0.0 or standby)
     sp = {s.melt_set_point: -melt_kw if melting else 0.0}
     if s.mode_set_point:
         sp[s.mode_set_point] = ICE_CHARGE if charging else ICE_MELT if melting else ICE_IDLE

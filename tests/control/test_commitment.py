@@ -278,3 +278,52 @@ def test_a_chp_is_not_run_at_its_minimum_load_for_a_trace_of_heat(
     monkeypatch.setattr(controller, "_leaner", lambda *a, **k: None)
     d = _night_heat_tick(park_a, 20.0)
     assert min(d.setpoints["chp1.p_set_kw"], d.setpoints["chp2.p_set_kw"]) <= -1200.0 + 1.0
+
+
+def test_the_relaxation_has_no_unit_its_minimum_down_time_holds_off(park_a: Park) -> None:
+    """A CHP stopped 10 min ago (1 h down) is not in the relaxation until its hour is up:
+    the relaxation had it making the absorption chiller's heat, so no electric chiller was
+    staged, and with the CHP held off the cooling went unserved."""
+    from edge.control.commitment import ice_windows
+    from edge.control.controller import _inputs, _relaxed
+
+    t = T0 + 14 * 3600
+    st = ControllerState.fresh(park_a.config)
+    inp = _inputs(park_a.config, st.grid, park_a.snapshot(t), park_a.forecast(T0), None)
+    windows = ice_windows(park_a.plant, st.grid, t)
+    free = _relaxed(st, inp, t, windows, {})
+    held = _relaxed(replace(st, status={"chp1": UnitStatus(0, t - 600.0), "chp2": UnitStatus(0, t - 600.0)}),
+                    inp, t, windows, {})
+    assert free is not None and held is not None
+    k = int(np.searchsorted(st.grid.start_h, 50 / 60 - 1e-9))    # steps starting within 50 min
+    assert free["chp1.p"][:k].sum() + free["chp2.p"][:k].sum() > 1000.0
+    assert np.all(held["chp1.p"][:k] < 1.0) and np.all(held["chp2.p"][:k] < 1.0)
+    assert held["chp1.p"][k:].sum() + held["chp2.p"][k:].sum() > 1000.0     # free again later
+
+
+def test_a_plan_that_leaves_cooling_unserved_starts_a_free_chiller(park_b: Park) -> None:
+    from edge.control.commitment import ice_windows, with_cooling
+
+    p = park_b.plant
+    grid = ControllerState.fresh(park_b.config).grid
+    n, t = grid.n, T0 + 9 * 3600                 # 09:00: no ice making
+    charge_ok, melt_ok = ice_windows(p, grid, t)
+    off = {u.name: np.zeros(n, np.int64) for u in p.switched}
+    from edge.control.commitment import Commitment
+    cm = Commitment(off, melt_ok, charge_ok, frozenset(), firm_steps=None)
+    short = np.zeros(n)
+    short[:2] = 400.0                            # 400 kW unserved in the first half hour
+    ice = {s.name: 0.0 for s in p.ice_stores}
+    # 400 kW: the screw chiller, whose minimum load (160 kW) fits; a base chiller would
+    # run at its 1.5 MW minimum
+    more = with_cooling(p, grid, t, cm, short, {}, ice)
+    assert more is not None
+    assert {u for u, m in more.mode.items() if m[:2].any()} == {"sch1"}
+    assert "sch1" in more.units and not more.mode["sch1"][2:].any()
+    # 2 MW: a base chiller (COP 4.7) by merit; bch1, stopped 10 min ago, is held off
+    short[:2] = 2000.0
+    more = with_cooling(p, grid, t, cm, short, {"bch1": UnitStatus(0, t - 600.0)}, ice)
+    assert more is not None
+    assert {u for u, m in more.mode.items() if m[:2].any()} == {"bch2"}
+    # a trace of a shortfall starts nothing
+    assert with_cooling(p, grid, t, cm, np.full(n, 5.0), {}, {}) is None

@@ -69,6 +69,20 @@ def test_dual_chiller_must_name_a_store_and_soc_range_ordered() -> None:
     assert {"assets.dual_chiller.dch1.ice_store", "assets.ice_store.ice1.charge_hours"} <= keys
 
 
+def test_a_network_belongs_to_a_thermal_load_and_has_a_size() -> None:
+    assets = copy.deepcopy(park_assets("a"))
+    assets["load"]["office"]["network_point"] = "load_heat.supply_dev_k"
+    assets["load"]["office"]["network_kwh_per_k"] = 300
+    del assets["load"]["district_heat"]["network_kwh_per_k"]
+    assets["load"]["central_cooling"]["network_restore_h"] = 0
+    with pytest.raises(AssetsInvalid) as ei:
+        plant_from_assets(assets)
+    msg = {e.key: e.message for e in ei.value.errors}
+    assert msg["assets.load.office.network_point"] == "only heat and cooling loads have a network"
+    assert msg["assets.load.district_heat.network_kwh_per_k"] == "required (> 0) with network_point"
+    assert "assets.load.central_cooling.network_restore_h" in msg
+
+
 def test_tariff_periods_cover_the_day_once() -> None:
     t = tariff_from_table(park_tariff("a"))
     from zoneinfo import ZoneInfo

@@ -132,11 +132,28 @@ def test_ice_store_mode_follows_its_chillers_and_the_melt(park_b: Park) -> None:
     for _, sp, _ in _day(park_b):
         making = any(sp[f"dch{j}.mode_set"] == 2.0 for j in range(1, 5))
         melting = sp["ice1.melt_set_kw"] < 0
-        expected = 1.0 if making else 2.0 if melting else 0.0
+        # not charging, the store stands by in melt mode (at a 0 setpoint if none is
+        # planned) to pick up what the running chillers cannot
+        expected = 1.0 if making else 2.0
         assert sp["ice1.mode_set"] == expected
         assert not (making and melting)
         seen.add(expected)
     assert {1.0, 2.0} <= seen
+
+
+def test_ice_store_points_idle_without_standby() -> None:
+    from edge.control.points import ice_store_points
+    from edge.control.scenario import park
+
+    p = park("b", deadline_s=0.0).plant
+    st, makers = p.ice_stores[0], [(d, 0.0) for d in p.dual_chillers]
+    assert ice_store_points(st, 0.0, makers) == {"ice1.melt_set_kw": 0.0, "ice1.mode_set": 0.0}
+    assert ice_store_points(st, 0.0, makers, standby=True) == {"ice1.melt_set_kw": 0.0,
+                                                                "ice1.mode_set": 2.0}
+    assert ice_store_points(st, 500.0, makers)["ice1.mode_set"] == 2.0
+    charging = [(d, 2.0) for d in p.dual_chillers]
+    assert ice_store_points(st, 500.0, charging, standby=True) == {"ice1.melt_set_kw": 0.0,
+                                                                    "ice1.mode_set": 1.0}
 
 
 def test_heat_storage_boilers_charge_in_the_valley_and_deliver_from_the_store(park_b: Park) -> None:

@@ -13,7 +13,7 @@ from edge.control.controller import _inputs, _Trace
 from edge.control.scenario import T0, Park
 from edge.control.step0 import CARRY_HALF_LIFE_H, carried
 from edge.control.step0 import corrected as _step0
-from edge.model import Snapshot
+from edge.model import PointValue, Quality, Snapshot
 
 NIGHT = T0 + 23 * 3600          # 23:00 local: Park B's valley, ice may be made
 AFTERNOON = T0 + 15 * 3600      # 15:00 local: peak, ice may melt
@@ -392,3 +392,46 @@ def test_a_gas_boiler_is_not_left_firing_at_a_solver_trace(
     assert any(v >= 100.0 for v in _gas_setpoints_over_a_day(park_b, 0.05))
     monkeypatch.setattr(project, "TRACE_KW", 0.0)          # no trace zeroed
     assert any(0.0 < v < 10.0 for v in _gas_setpoints_over_a_day(park_b))
+
+
+def test_the_heat_networks_deviation_is_made_up_at_step0(park_a: Park) -> None:
+    """Park A's district heating water stores what the CHPs and the load do not match; the
+    controller reads its supply temperature and makes the deficit up over restore_h."""
+    heat = next(ld for ld in park_a.plant.loads if ld.kind == "heat")
+    assert heat.network_point == "load_heat.supply_dev_k" and heat.network_kwh_per_k == 300.0
+    grid = ControllerState.fresh(park_a.config).grid
+    fc = park_a.forecast(T0, n=300)
+    snap = park_a.snapshot(AFTERNOON)
+    base = _inputs(park_a.config, grid, snap, fc, None).heat_kw
+
+    def with_dev(dev_k: float) -> np.ndarray:
+        pts = dict(snap.points)
+        pts[heat.network_point] = PointValue(dev_k, "K", Quality.GOOD, snap.ts)
+        return _inputs(park_a.config, grid, Snapshot(snap.ts, pts), fc, None).heat_kw
+
+    # 1 K below: 300 kWh short, made up within the hour at step 0; later steps as forecast
+    low = with_dev(-1.0)
+    assert low[0] == pytest.approx(base[0] + 300.0 / heat.network_restore_h)
+    assert np.array_equal(low[1:], base[1:])
+    # 2 K above: the step asks 600 kW less, never below nothing
+    assert with_dev(2.0)[0] == pytest.approx(max(base[0] - 600.0, 0.0))
+    assert with_dev(50.0)[0] == 0.0
+    # a stale reading is no reading
+    pts = dict(snap.points)
+    pts[heat.network_point] = PointValue(-1.0, "K", Quality.GOOD, snap.ts - 3600.0)
+    assert _inputs(park_a.config, grid, Snapshot(snap.ts, pts), fc, None).heat_kw[0] == base[0]
+
+
+def test_the_absorption_chillers_cooling_near_its_rating_is_backed_by_an_electric_chiller(
+        park_a: Park) -> None:
+    from edge.control.commitment import RESERVE_FRAC, _round_relaxed
+
+    grid = ControllerState.fresh(park_a.config).grid
+    n = grid.n
+    rating = park_a.plant.absorption_chillers[0].cool_max_kw
+    charge_ok: dict[str, np.ndarray] = {}
+    for kw, started in ((rating / (1.0 + RESERVE_FRAC) - 50.0, False),
+                        (rating / (1.0 + RESERVE_FRAC) + 50.0, True), (rating, True)):
+        x = {"absc1.c": np.full(n, kw), "ch1.c": np.zeros(n), "ch2.c": np.zeros(n)}
+        want = _round_relaxed(park_a.plant, x, {}, charge_ok, grid, T0, RESERVE_FRAC, {})
+        assert bool(want["ch1"][0] or want["ch2"][0]) is started, kw
