@@ -535,10 +535,10 @@ def _relaxed(state: ControllerState, inp: _Inputs, t: float,
         model = QpModel(p, grid, key - {RELAXED}, eps=state.config.eps)
         state.cache[key] = model
     charge_ok, melt_ok = windows
-    # every unit available, but not one its minimum down time holds off: the relaxation had
-    # Park A's CHP, stopped minutes before, making heat for the absorption chiller, so the
-    # rounding staged no electric chiller, and with the CHP held off 1.1 MW of cooling went
-    # unserved for 35 min (summer, exact forecasts, 5-min ticks)
+    # every unit available, but not one its minimum down time holds off: the rounding cannot
+    # start it, so what the relaxation had it carry would be staged on no unit (found on a
+    # Park A summer tick where a CHP had stopped 15 min before and no electric chiller was
+    # staged; what the rounding still misses there is commitment.with_cooling's)
     avail = {u.name: np.where(held_in(state.status.get(u.name), 0, u.min_down_h, grid, t), 0.0, 1.0)
              for u in p.switched}
     td = _td(state.config, inp, avail,
