@@ -286,16 +286,11 @@ def with_cooling(plant: PlantModel, grid: StepGrid, now_ts: float, cm: Commitmen
                     np.asarray(short_kw, float) * (1.0 + reserve_frac), 0.0)
     if not need.any():
         return None
-    units: list[tuple[str, float, float, float, float]] = [
-        (c.name, c.cool_max_kw, c.min_load_frac * c.cool_max_kw, c.cop, c.min_down_h)
-        for c in plant.electric_chillers]
-    units += [(d.name, d.cool_max_kw, d.min_load_frac * d.cool_max_kw, d.cop_cool, d.min_down_h)
-              for d in plant.dual_chillers]
-    units = [u for u in units if u[0] in cm.mode]
-    units.sort(key=lambda u: (-u[3], -u[1], u[0]))
-    free = {u[0]: (np.asarray(cm.mode[u[0]]) == 0) & ~held_in(status.get(u[0]), 0, u[4], grid, now_ts)
-            for u in units}
-    staged = _stage_by(need, [(u[0], u[1], u[2]) for u in units], free, min_kw=TRACE_KW)
+    down_h = {u.name: u.min_down_h for u in plant.switched}
+    units = sorted((c for c in _chillers(plant) if c[0] in cm.mode), key=lambda c: (-c[2], -c[1], c[0]))
+    free = {c[0]: (np.asarray(cm.mode[c[0]]) == 0) & ~held_in(status.get(c[0]), 0, down_h[c[0]], grid, now_ts)
+            for c in units}
+    staged = _stage_by(need, [(c[0], c[1], c[3]) for c in units], free, min_kw=TRACE_KW)
     if not any(on.any() for on in staged.values()):
         return None
     want = {u: np.asarray(m, np.int64).copy() for u, m in cm.mode.items()}
@@ -304,6 +299,13 @@ def with_cooling(plant: PlantModel, grid: StepGrid, now_ts: float, cm: Commitmen
     out = _finish(plant, grid, now_ts, want, status, None, ice_kwh, dict(cm.charge_ok),
                   dict(cm.melt_ok))
     return replace(out, units=out.units | cm.units, firm_steps=cm.firm_steps)
+
+
+def _chillers(plant: PlantModel) -> list[tuple[str, float, float, float]]:
+    """The units that cool chilled water: (name, cooling kW, COP, minimum load kW)."""
+    out = [(c.name, c.cool_max_kw, c.cop, c.min_load_frac * c.cool_max_kw) for c in plant.electric_chillers]
+    out += [(d.name, d.cool_max_kw, d.cop_cool, d.min_load_frac * d.cool_max_kw) for d in plant.dual_chillers]
+    return out
 
 
 def _firm(plant: PlantModel, grid: StepGrid, firm_h: float | None, cm: Commitment) -> Commitment:
@@ -437,10 +439,7 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
     for d in plant.dual_chillers:
         ice_mode[d.name] |= held_in(status.get(d.name), 2, d.min_up_h, grid, now_ts)
     # chillers in cooling mode for the chillers' cooling, with reserve
-    chillers: list[tuple[str, float, float, float]] = [
-        (c.name, c.cool_max_kw, c.cop, c.min_load_frac * c.cool_max_kw) for c in plant.electric_chillers]
-    chillers += [(d.name, d.cool_max_kw, d.cop_cool, d.min_load_frac * d.cool_max_kw) for d in plant.dual_chillers]
-    chillers.sort(key=lambda c: (running_first(c[0]), -c[2], -c[1], c[0]))
+    chillers = sorted(_chillers(plant), key=lambda c: (running_first(c[0]), -c[2], -c[1], c[0]))
     # An absorption chiller's cooling within the reserve of its rating is the electric
     # chillers' to back up: Park A's absorption chiller carried winter and summer cooling
     # at its 1.5 MW rating alone, and what the load rose above it was unserved

@@ -32,7 +32,7 @@ from edge.control.points import (
     shed_points,
 )
 from edge.control.project import FirstStep, project_first
-from edge.control.qp import E_MWH, GRADED, QpModel, QpResult, StepGrid, TickData, Vec, make_grid
+from edge.control.qp import GRADED, QpModel, QpResult, StepGrid, TickData, Vec, make_grid
 from edge.control.safety import Clamp, PointLimit, clamp, plant_limits
 from edge.control.step0 import CARRY_HALF_LIFE_H, corrected_series
 from edge.model import Snapshot
@@ -382,10 +382,10 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
                      if ld.kind == kind and ld.network_point else None)
             if dev_k is not None:
                 # What the network's water lacks against its setpoint (or holds above it) is
-                # made up over restore_h. Without it the heat-led CHPs met each quarter hour's
-                # forecast and Park A's district heat fell short by its misses (6.7 MWh in
-                # the winter fortnight, dumped 9.3 MWh elsewhere); with the network as a store
-                # in the physics but not read, its deficit would stay.
+                # made up over restore_h: the water takes each quarter hour's miss of the heat
+                # forecast, and this brings it back. Not read, the deficit drifts until the
+                # band is spent (Park A, 15-min steps: 111 / 19 kWh of heat unserved in the
+                # winter / summer fortnight; read, none).
                 step0 = float(thermal[kind][0]) - dev_k * ld.network_kwh_per_k / ld.network_restore_h
                 thermal[kind] = np.concatenate([[max(step0, 0.0)], thermal[kind][1:]])
     heat, cool = thermal["heat"], thermal["cooling"]
@@ -557,9 +557,7 @@ def _relaxed(state: ControllerState, inp: _Inputs, t: float,
     stores = {f"{st.name}.{k}" for st in p.ice_stores for k in ("melt", "e")}
     for s in model.series:
         if s.endswith((".p", ".c", ".ice")) or s in stores:
-            i = model.series[s] * model.N
-            scale = E_MWH if s.endswith(".e") else model.unit[s]      # .e: kWh at step end
-            out[s] = res.x[i:i + model.N] * 1e3 * scale
+            out[s] = model.kw(res.x, s)                       # .e: kWh at step end
     return out
 
 
@@ -675,7 +673,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
             # the same tick without the units the rounding runs only at their minimum load
             cm, td, model, res = _cheaper(state, inp, t, prev_kw, (cm, td, model, res), lean)
         if res.ok:
-            short = res.x[model.sl("slack.c")] * 1e3 * model.unit["slack.c"]
+            short = model.kw(res.x, "slack.c")
             if cm.firm_steps is not None:
                 short[cm.firm_steps:] = 0.0
             more = with_cooling(p, grid, t, cm, short, state.status, inp.ice_kwh)

@@ -651,7 +651,13 @@ class QpModel:
         yo[b0:b0 + 3 * self.N] = ys[b1:b1 + 3 * other.N]
         return out, yo
 
+    def kw(self, x: Vec, s: str) -> Vec:
+        """Series ``s`` of solution ``x`` in kW per step (stored energy ``*.e``: kWh at each
+        step's end)."""
+        scale = E_MWH if s.endswith(".e") else self.unit[s]
+        out: Vec = x[self.sl(s)] * 1e3 * scale
+        return out
+
     def first(self, x: Vec, s: str) -> float:
         """Step 0 of series ``s`` in kW (stored energy ``*.e``: kWh at the end of step 0)."""
-        scale = E_MWH if s.endswith(".e") else self.unit[s]
-        return float(x[self.series[s] * self.N]) * 1e3 * scale
+        return float(self.kw(x, s)[0])

@@ -399,6 +399,7 @@ def test_the_heat_networks_deviation_is_made_up_at_step0(park_a: Park) -> None:
     controller reads its supply temperature and makes the deficit up over restore_h."""
     heat = next(ld for ld in park_a.plant.loads if ld.kind == "heat")
     assert heat.network_point == "load_heat.supply_dev_k" and heat.network_kwh_per_k == 300.0
+    assert heat.network_restore_h == 4.0
     grid = ControllerState.fresh(park_a.config).grid
     fc = park_a.forecast(T0, n=300)
     snap = park_a.snapshot(AFTERNOON)
@@ -409,12 +410,12 @@ def test_the_heat_networks_deviation_is_made_up_at_step0(park_a: Park) -> None:
         pts[heat.network_point] = PointValue(dev_k, "K", Quality.GOOD, snap.ts)
         return _inputs(park_a.config, grid, Snapshot(snap.ts, pts), fc, None).heat_kw
 
-    # 1 K below: 300 kWh short, made up within the hour at step 0; later steps as forecast
+    # 1 K below: 300 kWh short, made up over 4 h: 75 kW more at step 0; later steps as forecast
     low = with_dev(-1.0)
-    assert low[0] == pytest.approx(base[0] + 300.0 / heat.network_restore_h)
+    assert low[0] == pytest.approx(base[0] + 75.0)
     assert np.array_equal(low[1:], base[1:])
-    # 2 K above: the step asks 600 kW less, never below nothing
-    assert with_dev(2.0)[0] == pytest.approx(max(base[0] - 600.0, 0.0))
+    # 2 K above: the step asks 150 kW less, never below nothing
+    assert with_dev(2.0)[0] == pytest.approx(max(base[0] - 150.0, 0.0))
     assert with_dev(50.0)[0] == 0.0
     # a stale reading is no reading
     pts = dict(snap.points)

@@ -169,6 +169,8 @@ class Park:
         night = local_h >= 22.0 or local_h < 6.0
         viol: list[str] = []
 
+        # what the district heating water can hold above or below its setpoint (0: no store)
+        net_cap_kwh = self.spec.heat_net_kwh_per_k * self.spec.heat_net_band_k
         # Heat: remote units at their setpoints, then local ones on the residual.
         heat_sup: dict[str, float] = {}
         residual = exo.heat_kw
@@ -239,7 +241,6 @@ class Park:
                 cool_res -= add
         # A running absorption chiller loads up likewise, on the CHPs' surplus heat and the
         # network's stored heat down to the bottom of its band
-        net_cap_kwh = self.spec.heat_net_kwh_per_k * self.spec.heat_net_band_k
         for ab in self._of(d.AbsorptionChiller):
             if cool_res > 1e-9:
                 free = (heat_total - math.fsum(heat_use.values())
