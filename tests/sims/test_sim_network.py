@@ -1,5 +1,6 @@
 """Park A's local loops: the district heating network's water as a store, the absorption
-chiller loading up on it, and the battery's converter holding the grid's import limit."""
+chiller loading up on it, and the battery's converter holding the grid's import and export
+limits."""
 
 from __future__ import annotations
 
@@ -111,6 +112,35 @@ def test_a_charging_battery_backs_off_at_the_import_limit(limiter: bool) -> None
     else:
         assert f.electric_kw["bess1"] == 10_000.0
         assert f.elec_unserved_kw == pytest.approx(others + 10_000.0 - 8_000.0)
+
+
+@pytest.mark.parametrize("limiter", [True, False])
+def test_a_discharging_battery_backs_off_at_the_export_limit(limiter: bool) -> None:
+    def park_at(export_max_kw: float):  # type: ignore[no-untyped-def]
+        park = build_park("park-a", seed=0, start_utc=WINTER, soc_frac=0.8,
+                          options={"battery_export_limiter": limiter})
+        park.devices["grid1"].export_max_kw = export_max_kw
+        park.apply({"bess1.p_set_kw": -10_000.0, "chp1.p_set_kw": -2_000.0, "chp2.p_set_kw": -2_000.0})
+        return park
+
+    # the bus without the battery, from an identical park with the battery idle
+    probe = park_at(50_000.0)
+    probe.apply({"bess1.p_set_kw": 0.0})
+    f0 = probe.step(STEP_S)
+    others = math.fsum(v for k, v in f0.electric_kw.items() if k not in ("grid1", "unserved", "spill", "bess1"))
+    renewables = -(f0.electric_kw["pv1"] + f0.electric_kw["wind1"])
+    assert f0.curtailed_kw == 0.0 and renewables > 500.0
+    # an export limit that leaves the battery 2 MW of its 10 MW setpoint
+    export_max = -others + 2_000.0
+    f = park_at(export_max).step(STEP_S)
+    assert abs(f.electric_imbalance_kw()) < 1e-6 and f.grid_export_kw == pytest.approx(export_max)
+    if limiter:
+        # the battery's energy waits; PV and wind are not curtailed for it
+        assert f.electric_kw["bess1"] == pytest.approx(-2_000.0)
+        assert f.curtailed_kw == 0.0
+    else:
+        assert f.electric_kw["bess1"] == -10_000.0
+        assert f.curtailed_kw == pytest.approx(min(8_000.0, renewables))
 
 
 def test_park_b_has_no_network_store() -> None:

@@ -83,11 +83,15 @@ class Battery(Device):
     def limits(self) -> dict[str, Limit]:
         return {"p_set_kw": Limit(-self.p_max_kw, self.p_max_kw, "kW")}
 
-    def step(self, dt_s: float, charge_cap_kw: float = math.inf) -> float:
+    def step(self, dt_s: float, charge_cap_kw: float = math.inf,
+             discharge_cap_kw: float = math.inf) -> float:
         """Advance ``dt_s`` at the setpoint, charging at most ``charge_cap_kw`` (what the
-        grid's import limit leaves, ``Park.step``); returns the power (> 0 charging)."""
+        grid's import limit leaves, ``Park.step``) and discharging at most
+        ``discharge_cap_kw`` (what its export limit leaves); returns the power (> 0
+        charging)."""
         target = self.sp["p_set_kw"] if self.remote else 0.0
-        target = min(max(target, -self.p_max_kw), self.p_max_kw, max(charge_cap_kw, 0.0))
+        target = min(max(target, -self.p_max_kw, -max(discharge_cap_kw, 0.0)), self.p_max_kw,
+                     max(charge_cap_kw, 0.0))
         dt_h = dt_s / H
         if target >= 0.0:
             room_kwh = max(0.0, (self.soc_max_frac - self.soc_frac) * self.e_kwh)

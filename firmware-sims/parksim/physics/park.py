@@ -321,10 +321,13 @@ class Park:
         # limit, the mirror of the inverters' export limiter): no load goes unserved for a
         # battery to charge. Without it, a battery set to charge at 10 MW for a quarter hour
         # left Park A's loads 356 kWh short in the summer fortnight as the load rose.
+        # Likewise a discharging battery backs off at the export limit, so that it is the
+        # battery's energy that waits, not PV or wind that is curtailed for it.
         other = math.fsum(elec.values()) - sum(u.p_gen_kw for u in pvs + winds)
         for b in batteries:
             cap = grid.import_max_kw - other if self.spec.battery_import_limiter else math.inf
-            elec[b.name] = p_b = b.step(dt_s, charge_cap_kw=cap)
+            dcap = grid.export_max_kw + other if self.spec.battery_export_limiter else math.inf
+            elec[b.name] = p_b = b.step(dt_s, charge_cap_kw=cap, discharge_cap_kw=dcap)
             other += p_b
         net = math.fsum(elec.values()) - sum(u.p_gen_kw for u in pvs + winds)
         # Export beyond the limit: the inverters' export limiter curtails PV, then wind.

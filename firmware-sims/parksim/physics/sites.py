@@ -49,6 +49,8 @@ class SiteSpec:
     heat_net_band_k: float = 2.0
     # A charging battery's converter keeps the grid import within its limit (Park.step)
     battery_import_limiter: bool = True
+    # ... and a discharging one its export limit, before PV and wind are curtailed
+    battery_export_limiter: bool = True
     options: Mapping[str, float] = field(default_factory=dict)
 
 
