@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from edge.control import rules as _rules
 from edge.control.commitment import Commitment, UnitStatus, commit, held_in, ice_windows, with_cooling
-from edge.control.inputs import Forecast, Plan, Tariff, covered, local_hour_month, sample
+from edge.control.inputs import Forecast, Plan, Tariff, covered, extended_daily, local_hour_month, sample
 from edge.control.plant import PlantModel
 from edge.control.points import (
     diesel_points,
@@ -247,6 +247,9 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
     one step ago or less; None to take this tick's readings as step 0."""
     p, t = cfg.plant, snap.ts
     traces: dict[str, _Trace] = {}
+    # a horizon past the forecasts' 24 h sees tomorrow as today (a store's evening level is
+    # worth what it saves in the next day's peaks, which a 24 h horizon does not reach)
+    fc = extended_daily(fc, t + float(grid.dt_h.sum()) * 3600.0)
 
     def prev_at(key: str, points: list[str]) -> float | None:
         """The last tick's forecast for ``key`` when its readings were taken."""

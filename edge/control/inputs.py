@@ -7,8 +7,9 @@ PV and wind could deliver, what each load will draw.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,8 +19,8 @@ from numpy.typing import NDArray
 
 from edge.control.plant import AssetError, AssetsInvalid, Objective
 
-__all__ = ["Forecast", "Plan", "Tariff", "TariffPeriod", "local_hour_month", "sample",
-           "tariff_from_table"]
+__all__ = ["Forecast", "Plan", "Tariff", "TariffPeriod", "extended_daily", "local_hour_month",
+           "sample", "tariff_from_table"]
 
 Vec = NDArray[np.floating[Any]]
 
@@ -56,6 +57,36 @@ class Forecast:
     # towards it where the park could be export-limited (ControllerConfig.renewable_margin_frac)
     pv_p90_kw: Vec | None = None
     wind_p90_kw: Vec | None = None
+
+
+DAY_S = 86_400.0
+
+
+def extended_daily(fc: Forecast, until_ts: float) -> Forecast:
+    """``fc`` with every series continued to ``until_ts`` by repeating its own last day
+    ("tomorrow like today"), for a horizon longer than the forecasters' 24 h. A series
+    shorter than a day, or one that reaches within a step of ``until_ts`` (a tick between
+    two forecasts; there its last value holds, as before the extension), is left as it is."""
+    need = math.ceil((until_ts - fc.start_ts) / fc.step_s - 1e-9)
+    per_day = round(DAY_S / fc.step_s)
+
+    def ext(a: Vec) -> Vec:
+        v = np.asarray(a, float)
+        if len(v) + 1 >= need or len(v) < per_day:
+            return v
+        idx = np.arange(len(v), need)
+        last_day = len(v) - per_day
+        out: Vec = np.concatenate([v, v[last_day + (idx - last_day) % per_day]])
+        return out
+
+    def opt(a: Vec | None) -> Vec | None:
+        return None if a is None else ext(a)
+
+    return replace(fc, pv_kw=ext(fc.pv_kw), wind_kw=ext(fc.wind_kw),
+                   elec_kw={k: ext(v) for k, v in fc.elec_kw.items()},
+                   heat_kw=ext(fc.heat_kw), cooling_kw=ext(fc.cooling_kw),
+                   heat_p90_kw=opt(fc.heat_p90_kw), cooling_p90_kw=opt(fc.cooling_p90_kw),
+                   pv_p90_kw=opt(fc.pv_p90_kw), wind_p90_kw=opt(fc.wind_p90_kw))
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,4 +137,5 @@ def park(name: str, **config: object) -> Park:
     tariff = tariff_from_table(site.raw["tariff"])
     if "layout" not in config:        # the site file's step layout, else the default
         config["layout"] = site.control.layout or GRADED
+    config.setdefault("horizon_h", site.control.horizon_h)
     return Park(name, plant, ControllerConfig(plant, tariff, **config))  # type: ignore[arg-type]

@@ -9,8 +9,9 @@ import pytest
 
 from edge.control import ControllerState, Plan, PointLimit, decide, decide_rules
 from edge.control.controller import RELAXED
+from edge.control.inputs import extended_daily
 from edge.control.safety import clamp, plant_limits
-from edge.control.scenario import T0, Park
+from edge.control.scenario import T0, Park, park
 from edge.model import Quality
 
 NOON = T0 + 12 * 3600
@@ -194,3 +195,25 @@ def test_rules_controller_same_interface(park_a: Park, park_b: Park) -> None:
                         ControllerState.fresh(park_b.config))
     assert d.setpoints["ice1.melt_set_kw"] < 0           # 08-11: melt
 
+
+
+def test_a_horizon_past_the_forecast_sees_tomorrow_as_today(park_b: Park) -> None:
+    full = park_b.forecast(T0)          # the scenario's forecasts run 48 h; a forecaster's 24 h
+    fc = replace(full, pv_kw=full.pv_kw[:96], wind_kw=full.wind_kw[:96], heat_kw=full.heat_kw[:96],
+                 cooling_kw=full.cooling_kw[:96], elec_kw={k: v[:96] for k, v in full.elec_kw.items()})
+    assert fc.cooling_p90_kw is None
+    ext = extended_daily(fc, T0 + 36 * 3600)
+    assert len(ext.cooling_kw) == 144 and len(ext.pv_kw) == 144
+    np.testing.assert_array_equal(ext.cooling_kw[96:], fc.cooling_kw[:48])
+    for name, kw in fc.elec_kw.items():
+        np.testing.assert_array_equal(ext.elec_kw[name][96:], kw[:48])
+    assert ext.cooling_p90_kw is None
+    # a forecast that reaches the horizon, or within a step of it, is left as it is
+    assert len(extended_daily(fc, T0 + 20 * 3600).cooling_kw) == 96
+    assert len(extended_daily(fc, T0 + 24 * 3600 + 600).cooling_kw) == 96
+    # the QP then runs over 36 h and closes its balances
+    p36 = park("b", deadline_s=0.0, horizon_h=36.0)
+    assert float(ControllerState.fresh(p36.config).grid.dt_h.sum()) == 36.0
+    d, _ = decide(p36.snapshot(EVENING), fc, None, ControllerState.fresh(p36.config))
+    assert d.reason == "optimal", d.detail
+    assert all(abs(r) < 1e-6 for r in d.residual_kw.values()), d.residual_kw

@@ -78,6 +78,8 @@ async def test_refused_modbus_setpoint_changes_nothing(park_a: SimPark) -> None:
         await park_a.step_once(60.0)
         rr = await c.read_holding_registers(40164, count=1, device_id=unit)
         assert rr.registers == [1]  # refused_total
+        # room to export it all: the battery's converter holds the export limit
+        park_a.park.devices["grid1"].export_max_kw = 50_000.0
         r = await c.write_registers(40166, _f32(-4_000.0), device_id=unit)
         assert not r.isError()
         await park_a.step_once(60.0)

@@ -635,7 +635,7 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
     park = build_park(site, seed=seed, start_utc=t_start.replace() - _days(warmup_days), weather=weather,
                       options=options or None)
     pv_dev = park.devices.get("pv1")
-    cfg = ControllerConfig(esite.plant, esite.tariff, limits=esite.limits, step_min=15, horizon_h=24,
+    cfg = ControllerConfig(esite.plant, esite.tariff, limits=esite.limits, step_min=15, horizon_h=esite.horizon_h,
                            layout=esite.layout or GRADED,
                            stale_after_s=STEP_S, deadline_s=0.0, tick_s=STEP_S / ticks_per_step,
                            store_margin_frac=esite.store_margin_frac,

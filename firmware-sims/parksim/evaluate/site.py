@@ -36,6 +36,8 @@ class EvalSite:
     store_margin_frac: float = 0.4
     # [control] renewable_margin_frac: PV and wind planned towards the P90 where export-limited
     renewable_margin_frac: float = 1.0
+    # [control] horizon_h: the QP's horizon
+    horizon_h: float = 24.0
 
 
 def site_file(site: str) -> Path:
@@ -78,4 +80,5 @@ def load_eval_site(site: str, *, pv_ac_kw: float | None = None,
     layout = tuple((float(h), int(m)) for h, m in raw_layout) if raw_layout else None
     return EvalSite(site, tz, plant, tariff, limits, units, layout,
                     float(control.get("store_margin_frac", 0.4)),
-                    float(control.get("renewable_margin_frac", 1.0)))
+                    float(control.get("renewable_margin_frac", 1.0)),
+                    float(control.get("horizon_h", 24.0)))
