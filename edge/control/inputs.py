@@ -69,6 +69,9 @@ def extended_daily(fc: Forecast, until_ts: float) -> Forecast:
     two forecasts; there its last value holds, as before the extension), is left as it is."""
     need = math.ceil((until_ts - fc.start_ts) / fc.step_s - 1e-9)
     per_day = round(DAY_S / fc.step_s)
+    if len(fc.heat_kw) + 1 >= need and all(len(a) + 1 >= need for a in (
+            fc.pv_kw, fc.wind_kw, fc.cooling_kw, *fc.elec_kw.values())):
+        return fc                   # every tick on a horizon the forecasts cover
 
     def ext(a: Vec) -> Vec:
         v = np.asarray(a, float)
