@@ -78,3 +78,48 @@ def test_feed_in_above_the_import_price_does_not_import_and_export_at_once() -> 
     assert res.ok
     both = np.minimum(res.x[m.sl("grid.imp")], res.x[m.sl("grid.exp")]) * 1e3   # kW
     assert both.max() < 50.0, both
+
+
+def test_ice_at_the_horizons_end_is_valued_at_its_dual_and_kept_for_it() -> None:
+    """The controller values each ice store's cooling at the horizon's end at what one kWh
+    more held now is worth to the last plan (``controller._store_end_value``): the dual of
+    the store's balance at step 0, which must be the plan's cost per kWh of stored cooling.
+    A higher end value then leaves more ice at the end."""
+    from dataclasses import replace
+
+    from edge.control.bench import T0, _inputs, _tick_data, park
+    from edge.control.commitment import commit
+    from edge.control.controller import ControllerState
+    from edge.control.qp import E_MWH, QpModel
+
+    pk = park("b", deadline_s=0.0, eps=1e-5)
+    grid = ControllerState.fresh(pk.config).grid
+    t = T0 + 13 * 3600.0                                 # 13:00 local, a summer afternoon
+    fc = pk.forecast(t, n=int(grid.dt_h.sum() * 4) + 8, seed=0, noise=0.0)
+
+    def plan(ice_frac: float, end_cny_per_kwh: float = 0.0):  # type: ignore[no-untyped-def]
+        inp = _inputs(pk.config, grid, pk.snapshot(t, ice_frac=ice_frac), fc, None)
+        cm = commit(pk.plant, grid, t, heat_kw=inp.heat_kw, cooling_kw=inp.cooling_kw,
+                    elec_net_kw=inp.elec_kw - sum(inp.renewable_kw.values(), np.zeros(grid.n)),
+                    price_import=inp.price_import, gas_cny_per_m3=inp.gas,
+                    carbon_cny_per_t=inp.carbon, ice_kwh=inp.ice_kwh, status={})
+        td = replace(_tick_data(pk.config, inp, cm, {}), store_end_cny_per_kwh={"ice1": end_cny_per_kwh})
+        m = QpModel(pk.plant, grid, cm.units, eps=1e-6)
+        q, lo, up, mask = m.vectors(td)
+        m.setup(td.objective, mask, q, lo, up)
+        res = m.solve_vectors(q, lo, up, m.p_matrix(td.objective, mask).data, None, 0.0,
+                              td.objective, mask)
+        assert res.ok
+        return m, res, cm
+
+    m, res, cm = plan(0.30)
+    dual = float(res.y[m.row_dyn["ice1"]]) / E_MWH                  # CNY per kWh of cooling
+    _, res2, cm2 = plan(0.31)
+    assert cm2.units == cm.units
+    held = 0.01 * pk.plant.ice_stores[0].capacity_kwh * (1 - pk.plant.ice_stores[0].loss_frac_per_h * 0.25)
+    per_kwh = (res.obj_kcny - res2.obj_kcny) * 1e3 / held            # what 1 % more ice saved
+    assert dual > 0.05 and abs(per_kwh - dual) < 0.1 * dual, (per_kwh, dual)
+    # valued above what refilling it costs, the plan keeps more of it to the end
+    _, res3, _ = plan(0.30, end_cny_per_kwh=0.5)
+    end = m.sl("ice1.e").stop - 1
+    assert res3.x[end] > res.x[end] + 1e-3
