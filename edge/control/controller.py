@@ -32,7 +32,7 @@ from edge.control.points import (
     shed_points,
 )
 from edge.control.project import FirstStep, project_first
-from edge.control.qp import E_MWH, GRADED, QpModel, QpResult, StepGrid, TickData, Vec, make_grid
+from edge.control.qp import GRADED, QpModel, QpResult, StepGrid, TickData, Vec, make_grid
 from edge.control.safety import Clamp, PointLimit, clamp, plant_limits
 from edge.control.step0 import CARRY_HALF_LIFE_H, corrected_series
 from edge.model import Snapshot
@@ -215,8 +215,6 @@ class _Inputs:
     fc_trace: dict[str, _Trace] = field(default_factory=dict)
     # the import price in force now (what the rules read; a coarse first step averages it)
     price_import_now: float = math.nan
-    # per ice store, what its cooling at the horizon's end is worth (CNY/kWh; TickData)
-    store_end_cny_per_kwh: dict[str, float] = field(default_factory=dict)
 
 
 def _export_risk(p: PlantModel, fc: Forecast) -> NDArray[np.bool_]:
@@ -430,8 +428,7 @@ def _td(cfg: ControllerConfig, inp: _Inputs, on: Mapping[str, Vec], ice_on: Mapp
     return TickData(inp.price_import, inp.price_export, inp.grid_co2, inp.gas, inp.carbon,
                     inp.diesel, inp.renewable_kw, inp.elec_kw, inp.shed_max_kw, inp.heat_kw,
                     inp.cooling_kw, on, ice_on, melt_ok, inp.soc_kwh, inp.ice_kwh, prev_kw,
-                    cfg.plant.objective, inp.target_kw, inp.heat_store_kwh, relaxed=relaxed,
-                    store_end_cny_per_kwh=inp.store_end_cny_per_kwh)
+                    cfg.plant.objective, inp.target_kw, inp.heat_store_kwh, relaxed=relaxed)
 
 
 # --- first step to setpoints --------------------------------------------------------------
@@ -656,23 +653,6 @@ def _cheaper(state: ControllerState, inp: _Inputs, t: float, prev_kw: Mapping[st
 
 # --- the tick ----------------------------------------------------------------------------
 
-def _store_end_value(state: ControllerState, t: float) -> dict[str, float]:
-    """What a kWh of cooling in each ice store is worth at the horizon's end: what one more
-    kWh held now is worth to the last tick's plan (the dual of its stored-energy balance at
-    step 0), tomorrow like today, less a day's standing loss."""
-    last = state.last
-    if last is None or last.key not in state.cache or t - last.ts > 3600.0:
-        return {}
-    model = state.cache[last.key]
-    out: dict[str, float] = {}
-    for st in state.config.plant.ice_stores:
-        row = model.row_dyn.get(st.name)
-        if row is not None and row < len(last.y):
-            keep = (1.0 - st.loss_frac_per_h) ** 24.0
-            out[st.name] = max(float(last.y[row]) / E_MWH, 0.0) * keep
-    return out
-
-
 def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
            state: ControllerState) -> tuple[Decision, ControllerState]:
     """One tick: measured state and expectations in, setpoints and why out."""
@@ -680,7 +660,6 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
     grid = state.grid
     recent = state.last_ts is not None and 0.0 < t - state.last_ts <= cfg.step_min * 60.0 + 1e-6
     inp = _inputs(cfg, grid, snapshot, forecast, plan, state.fc_trace if recent else None)
-    inp = replace(inp, store_end_cny_per_kwh=_store_end_value(state, t))
     fc_ok = forecast.start_ts <= t < forecast.start_ts + forecast.step_s * len(forecast.heat_kw)
     windows = ice_windows(p, grid, t)
     prev_kw = _prev_kw(p, state.last_setpoints)

@@ -129,9 +129,6 @@ class TickData:
     # steps from now at which minimum loads hold (None: all); beyond, the commitment is
     # provisional and units run at any load (``Commitment.firm_steps``)
     firm_steps: int | None = None
-    # per ice store, CNY per kWh of cooling it holds at the horizon's end, where more than
-    # refilling it would cost (``controller._store_end_value``)
-    store_end_cny_per_kwh: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -511,8 +508,7 @@ class QpModel:
                 up[i0] = min(up[i0], st.release_frac_per_h * td.ice_kwh[st.name] * mw)
             up[self.sl(f"{st.name}.e")] = st.usable_frac * st.capacity_kwh * mw / E_MWH
             cop = max((d.cop_ice for d in p.dual_chillers if d.ice_store == st.name), default=3.8)
-            end = max(refill / (cop * st.charge_eff), td.store_end_cny_per_kwh.get(st.name, 0.0))
-            q[self.sl(f"{st.name}.e").stop - 1] = -end * E_MWH
+            q[self.sl(f"{st.name}.e").stop - 1] = -refill / (cop * st.charge_eff) * E_MWH
             r0 = self.row_dyn[st.name]
             e0 = (1.0 - st.loss_frac_per_h * dt[0]) * td.ice_kwh[st.name] * mw / E_MWH
             lo[r0] = up[r0] = e0
