@@ -196,7 +196,6 @@ def test_rules_controller_same_interface(park_a: Park, park_b: Park) -> None:
     assert d.setpoints["ice1.melt_set_kw"] < 0           # 08-11: melt
 
 
-
 def test_a_horizon_past_the_forecast_sees_tomorrow_as_today(park_b: Park) -> None:
     full = park_b.forecast(T0)          # the scenario's forecasts run 48 h; a forecaster's 24 h
     fc = replace(full, pv_kw=full.pv_kw[:96], wind_kw=full.wind_kw[:96], heat_kw=full.heat_kw[:96],
