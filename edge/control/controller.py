@@ -247,8 +247,8 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
     one step ago or less; None to take this tick's readings as step 0."""
     p, t = cfg.plant, snap.ts
     traces: dict[str, _Trace] = {}
-    # a horizon past the forecasts' 24 h sees tomorrow as today (a store's evening level is
-    # worth what it saves in the next day's peaks, which a 24 h horizon does not reach)
+    # a horizon configured past the forecasts' 24 h sees tomorrow as today; on the shipped
+    # 24 h the forecast comes back untouched
     fc = extended_daily(fc, t + float(grid.dt_h.sum()) * 3600.0)
 
     def prev_at(key: str, points: list[str]) -> float | None:

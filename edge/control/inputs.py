@@ -69,13 +69,16 @@ def extended_daily(fc: Forecast, until_ts: float) -> Forecast:
     two forecasts; there its last value holds, as before the extension), is left as it is."""
     need = math.ceil((until_ts - fc.start_ts) / fc.step_s - 1e-9)
     per_day = round(DAY_S / fc.step_s)
-    if len(fc.heat_kw) + 1 >= need and all(len(a) + 1 >= need for a in (
-            fc.pv_kw, fc.wind_kw, fc.cooling_kw, *fc.elec_kw.values())):
+
+    def kept(a: Vec) -> bool:
+        return len(a) + 1 >= need or len(a) < per_day
+
+    if all(kept(a) for a in (fc.pv_kw, fc.wind_kw, fc.heat_kw, fc.cooling_kw, *fc.elec_kw.values())):
         return fc                   # every tick on a horizon the forecasts cover
 
     def ext(a: Vec) -> Vec:
         v = np.asarray(a, float)
-        if len(v) + 1 >= need or len(v) < per_day:
+        if kept(v):
             return v
         idx = np.arange(len(v), need)
         last_day = len(v) - per_day

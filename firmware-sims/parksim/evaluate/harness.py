@@ -635,11 +635,12 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
     park = build_park(site, seed=seed, start_utc=t_start.replace() - _days(warmup_days), weather=weather,
                       options=options or None)
     pv_dev = park.devices.get("pv1")
-    cfg = ControllerConfig(esite.plant, esite.tariff, limits=esite.limits, step_min=15, horizon_h=esite.horizon_h,
-                           layout=esite.layout or GRADED,
+    ctl = esite.control
+    cfg = ControllerConfig(esite.plant, esite.tariff, limits=esite.limits, step_min=15,
+                           horizon_h=ctl.horizon_h, layout=ctl.layout or GRADED,
                            stale_after_s=STEP_S, deadline_s=0.0, tick_s=STEP_S / ticks_per_step,
-                           store_margin_frac=esite.store_margin_frac,
-                           renewable_margin_frac=esite.renewable_margin_frac)
+                           store_margin_frac=ctl.store_margin_frac,
+                           renewable_margin_frac=ctl.renewable_margin_frac)
     kinds = _kinds(park)
     exo = park.exogenous_at(park.t_s)
     loads_kw = {**exo.loads_kw, "heat": exo.heat_kw, "cool": exo.cool_kw}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from edge.config import ControlConfig, load_site
 from edge.control import PlantModel, PointLimit, Tariff, plant_from_assets, tariff_from_table
 from edge.control.safety import plant_limits
 
@@ -30,14 +31,8 @@ class EvalSite:
     tariff: Tariff
     limits: Mapping[str, PointLimit]   # the site's limits of the plant's set points
     units: Mapping[str, str]           # point key -> unit (for the snapshot)
-    # [control] layout: the QP's step spans (hours, multiple of step_min); None: default
-    layout: tuple[tuple[float, int], ...] | None = None
-    # [control] store_margin_frac: stored heat and cooling planned towards the P90
-    store_margin_frac: float = 0.4
-    # [control] renewable_margin_frac: PV and wind planned towards the P90 where export-limited
-    renewable_margin_frac: float = 1.0
-    # [control] horizon_h: the QP's horizon
-    horizon_h: float = 24.0
+    # [control] as the daemon reads and validates it (horizon, step layout, margins)
+    control: ControlConfig
 
 
 def site_file(site: str) -> Path:
@@ -75,10 +70,4 @@ def load_eval_site(site: str, *, pv_ac_kw: float | None = None,
             limits[key] = PointLimit(float(lim.get("min", -math.inf)), float(lim.get("max", math.inf)),
                                      float(ramp) if ramp is not None else math.inf,
                                      float(pt.get("default", wanted[key].default)))
-    control = doc.get("control", {})
-    raw_layout = control.get("layout")
-    layout = tuple((float(h), int(m)) for h, m in raw_layout) if raw_layout else None
-    return EvalSite(site, tz, plant, tariff, limits, units, layout,
-                    float(control.get("store_margin_frac", 0.4)),
-                    float(control.get("renewable_margin_frac", 1.0)),
-                    float(control.get("horizon_h", 24.0)))
+    return EvalSite(site, tz, plant, tariff, limits, units, load_site(p).control)
