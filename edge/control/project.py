@@ -125,6 +125,14 @@ def project_first(model: QpModel, x: Vec, td: TickData, lo: Vec, up: Vec, *,
         for gb in p.gas_boilers:          # no minimum load: 0 is always within bounds
             if v[f"{gb.name}.q"] < TRACE_KW:
                 v[f"{gb.name}.q"] = 0.0
+    elif heat_now > TRACE_KW and p.gas_boilers and all(v[f"{gb.name}.q"] < TRACE_KW for gb in p.gas_boilers):
+        # Nor is a trace left to chance: the best boiler is kept firing at it, in place of
+        # as much of the stores' heat. Where the solver had left none, Park B summer (15-min
+        # steps) ran its stores dry at 22:15 with the boilers cold and 12 kW went unserved.
+        gb = max(p.gas_boilers, key=lambda b: (b.eta, b.q_max_kw))
+        fire = min(TRACE_KW, ub[f"{gb.name}.q"]) - v[f"{gb.name}.q"]
+        v[f"{gb.name}.q"] += fire
+        _move(v, [f"{e.name}.q" for e in p.electric_boilers if e.stored], -fire, lb, ub)
     heaters = ([f"{e.name}.q" for e in p.electric_boilers if e.stored]
                + [f"{e.name}.q" for e in p.electric_boilers if not e.stored]
                + [f"{g.name}.q" for g in p.gas_boilers])

@@ -142,13 +142,13 @@ def test_a_maker_cools_up_to_the_charge_window_rather_than_stopping_before_it() 
 
 
 def _relaxed_commit(park: Park, relaxed: dict[str, np.ndarray], status: dict[str, UnitStatus] | None = None,
-                    *, at_h: float = 12.0) -> dict[str, np.ndarray]:
+                    *, at_h: float = 12.0, ice_kwh: float = 0.0) -> dict[str, np.ndarray]:
     p = park.plant
     grid = ControllerState.fresh(park.config).grid
     n = grid.n
     z = np.zeros(n)
     cm = commit(p, grid, T0 + at_h * 3600, heat_kw=z, cooling_kw=z, elec_net_kw=z, price_import=np.full(n, 0.9),
-                gas_cny_per_m3=3.65, carbon_cny_per_t=82.0, ice_kwh={s.name: 0.0 for s in p.ice_stores},
+                gas_cny_per_m3=3.65, carbon_cny_per_t=82.0, ice_kwh={s.name: ice_kwh for s in p.ice_stores},
                 status=status or {}, relaxed_kw={k: np.full(n, v) if np.isscalar(v) else v
                                                  for k, v in relaxed.items()})
     return dict(cm.mode)
@@ -172,6 +172,31 @@ def test_relaxed_totals_staged_with_reserve(park_b: Park) -> None:
     caps |= {d.name: d.cool_max_kw for d in park_b.plant.dual_chillers}
     assert sum(caps[u] for u in on) >= need
     assert {"bch1", "bch2"} <= set(on) and len(on) == 3
+
+
+def test_a_store_melting_near_its_cap_gets_a_chiller_beside_it(park_b: Park) -> None:
+    # 11,500 kW of melt at noon, above the 11,900 kW release cap with the 15 % reserve and
+    # no chiller cooling in the relaxation: the screw chiller (the smallest minimum load)
+    # is on beside the store so that a load above the forecast finds a unit with room;
+    # at 8,000 kW of melt the store's own headroom is the reserve and no chiller starts
+    at_cap = _relaxed_commit(park_b, {"ice1.melt": 11500.0, "ice1.e": 60000.0}, ice_kwh=60000.0)
+    assert {u for u, m in at_cap.items() if m[0] == 1} == {"sch1"}
+    below = _relaxed_commit(park_b, {"ice1.melt": 8000.0, "ice1.e": 60000.0}, ice_kwh=60000.0)
+    assert not any(m[0] for m in below.values())
+
+
+def test_step_0_is_staged_for_the_load_it_ends_on(park_b: Park) -> None:
+    # a morning ramp: 1,000 kW of chiller cooling now, 2,300 kW the next step. The screw
+    # chiller (1,597 kW) covers now with the reserve, not the ramp's end: step 0 is staged
+    # for the next step's need too, so a base-load chiller runs from now
+    n = ControllerState.fresh(park_b.config).grid.n
+    ramp = np.where(np.arange(n) == 0, 1000.0, 2300.0)
+    modes = _relaxed_commit(park_b, {"sch1.c": ramp})
+    caps = {c.name: c.cool_max_kw for c in park_b.plant.electric_chillers}
+    on = [u for u, m in modes.items() if m[0] == 1]
+    assert sum(caps[u] for u in on) >= 2300.0 * (1 + RESERVE_FRAC), on
+    flat = _relaxed_commit(park_b, {"sch1.c": 1000.0})
+    assert [u for u, m in flat.items() if m[0] == 1] == ["sch1"]
 
 
 def test_no_ice_maker_started_for_cooling_where_its_minimum_run_reaches_the_window(park_b: Park) -> None:
