@@ -394,6 +394,22 @@ def test_a_gas_boiler_is_not_left_firing_at_a_solver_trace(
     assert any(0.0 < v < 10.0 for v in _gas_setpoints_over_a_day(park_b))
 
 
+def test_a_gas_boiler_fires_where_the_stores_cannot_carry_the_reserve(park_b: Park) -> None:
+    """22:15, the valley: the heat-storage boilers take the night's heat, but their stores
+    are nearly dry (36 kWh each against 300 kW of load). A boiler that fires at all is the
+    unit that picks up heat above the forecast, so one is kept firing at a trace (Park B
+    summer at 15-min steps left 12 kW unserved there with every boiler cold)."""
+    n = 300
+    fc = replace(park_b.forecast(T0, n=n), heat_kw=np.full(n, 300.0))
+    t = T0 + 22.25 * 3600
+    snap = park_b.snapshot(t, loads_kw={"heating": 300.0}, heat_store_frac=0.002)
+    d, _ = decide(snap, fc, None, ControllerState.fresh(park_b.config))
+    assert d.reason == "optimal"
+    gas = [-d.setpoints[f"gb{i}.q_set_kw"] for i in (1, 2, 3)]
+    assert max(gas) >= project.TRACE_KW, gas
+    assert abs(d.residual_kw["heat"]) < 1e-6 and d.slack_kw["heat"] < 1e-9
+
+
 def test_the_heat_networks_deviation_is_made_up_at_step0(park_a: Park) -> None:
     """Park A's district heating water stores what the CHPs and the load do not match; the
     controller reads its supply temperature and makes the deficit up over restore_h."""
