@@ -574,7 +574,15 @@ def _commitment(cfg: ControllerConfig, grid: StepGrid, inp: _Inputs, t: float,
                   price_import=inp.price_import, gas_cny_per_m3=inp.gas,
                   carbon_cny_per_t=inp.carbon, ice_kwh=inp.ice_kwh, status=status,
                   plan_modes=inp.plan_modes, relaxed_kw=relaxed, windows=windows,
-                  firm_h=cfg.firm_h)
+                  firm_h=cfg.firm_h, hold_frac=_hold_frac(cfg, grid))
+
+
+def _hold_frac(cfg: ControllerConfig, grid: StepGrid) -> float:
+    """The share of step 0 that its setpoints hold: the tick period over step 0's length."""
+    step0_s = float(grid.dt_h[0]) * 3600.0
+    if cfg.tick_s is None or cfg.tick_s <= 0 or step0_s <= 0:
+        return 1.0
+    return min(cfg.tick_s / step0_s, 1.0)
 
 
 def _solve(state: ControllerState, cm: Commitment, td: TickData, t: float) -> tuple[QpModel, QpResult]:

@@ -142,7 +142,8 @@ def test_a_maker_cools_up_to_the_charge_window_rather_than_stopping_before_it() 
 
 
 def _relaxed_commit(park: Park, relaxed: dict[str, np.ndarray], status: dict[str, UnitStatus] | None = None,
-                    *, at_h: float = 12.0, ice_kwh: float = 0.0) -> dict[str, np.ndarray]:
+                    *, at_h: float = 12.0, ice_kwh: float = 0.0,
+                    hold_frac: float = 1.0) -> dict[str, np.ndarray]:
     p = park.plant
     grid = ControllerState.fresh(park.config).grid
     n = grid.n
@@ -150,7 +151,8 @@ def _relaxed_commit(park: Park, relaxed: dict[str, np.ndarray], status: dict[str
     cm = commit(p, grid, T0 + at_h * 3600, heat_kw=z, cooling_kw=z, elec_net_kw=z, price_import=np.full(n, 0.9),
                 gas_cny_per_m3=3.65, carbon_cny_per_t=82.0, ice_kwh={s.name: ice_kwh for s in p.ice_stores},
                 status=status or {}, relaxed_kw={k: np.full(n, v) if np.isscalar(v) else v
-                                                 for k, v in relaxed.items()})
+                                                 for k, v in relaxed.items()},
+                hold_frac=hold_frac)
     return dict(cm.mode)
 
 
@@ -183,6 +185,10 @@ def test_a_store_melting_near_its_cap_gets_a_chiller_beside_it(park_b: Park) -> 
     assert {u for u, m in at_cap.items() if m[0] == 1} == {"sch1"}
     below = _relaxed_commit(park_b, {"ice1.melt": 8000.0, "ice1.e": 60000.0}, ice_kwh=60000.0)
     assert not any(m[0] for m in below.values())
+    # deciding every minute the reserve is for a minute's rise: 11,500 kW leaves room
+    minute = _relaxed_commit(park_b, {"ice1.melt": 11500.0, "ice1.e": 60000.0}, ice_kwh=60000.0,
+                             hold_frac=1 / 15)
+    assert not any(m[0] for m in minute.values())
 
 
 def test_step_0_is_staged_for_the_load_it_ends_on(park_b: Park) -> None:
@@ -197,6 +203,10 @@ def test_step_0_is_staged_for_the_load_it_ends_on(park_b: Park) -> None:
     assert sum(caps[u] for u in on) >= 2300.0 * (1 + RESERVE_FRAC), on
     flat = _relaxed_commit(park_b, {"sch1.c": 1000.0})
     assert [u for u, m in flat.items() if m[0] == 1] == ["sch1"]
+    # deciding every minute, step 0's setpoints hold a fifteenth of the step: the ramp is
+    # met by the ticks that come nearer to it
+    minute = _relaxed_commit(park_b, {"sch1.c": ramp}, hold_frac=1 / 15)
+    assert [u for u, m in minute.items() if m[0] == 1] == ["sch1"]
 
 
 def test_no_ice_maker_started_for_cooling_where_its_minimum_run_reaches_the_window(park_b: Park) -> None:
