@@ -473,10 +473,11 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
     # A store melting within the reserve of its release cap gets a chiller on beside it, as
     # the absorption chiller does at its rating; where none is staged, the free one with the
     # smallest minimum load, since it runs for the reserve only. The reserve is for what the
-    # load may rise before the next tick, so it shrinks with the tick (hold_frac). Park B summer, 15-min
-    # steps: the store melting at its cap with no chiller on left 13-228 kW of cooling
-    # unserved on five quarter hours (112 kWh). Staged by COP, or for the whole 15 %, the
-    # reserve ran one or two 4.6-4.9 MW chillers at their 1.4-1.5 MW minimum at the peak.
+    # load may rise before the next tick, so it shrinks with the tick (hold_frac). Park B
+    # summer, 15-min steps: the store melting at its cap with no chiller on left 13-228 kW
+    # of cooling unserved on five quarter hours (112 kWh). Staged by COP, or for the whole
+    # 15 %, the reserve ran one or two 4.6-4.9 MW chillers at their 1.4-1.5 MW minimum at
+    # the peak price.
     bare = ((_melt_short(plant, x, ice_kwh, n, reserve_frac=reserve * hold_frac) > TRACE_KW)
             & ~np.any([by_cop[c[0]] > 0 for c in chillers], axis=0))
     if bare.any():
@@ -506,11 +507,8 @@ def _melt_short(plant: PlantModel, x: Mapping[str, Vec], ice_kwh: Mapping[str, f
                 n: int, *, reserve_frac: float = 0.0) -> Vec:
     """Per step, kW of planned melt, plus ``reserve_frac`` of it, above what the stores can
     release: ``melt_max_kw``, and ``release_frac_per_h`` x the kWh they start the step with.
-
-    The reserve is the chillers' to carry, as for an absorption chiller at its rating: Park
-    B summer, 15-min steps, the store melting at its cap with no chiller on left 5 to 200
-    kW of cooling unserved on five quarter hours where the load rose above the forecast.
-    """
+    With a reserve it says where a store melts too near its cap to pick up a load above
+    the forecast (``_round_relaxed`` then keeps a chiller on beside it)."""
     short = np.zeros(n)
     for st in plant.ice_stores:
         melt, e = x.get(f"{st.name}.melt"), x.get(f"{st.name}.e")

@@ -315,7 +315,7 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
     # at the middle of a 15-min step at a 1-min tick, Park A's heat-led CHPs ran down a
     # falling heat load ahead of it and left it unserved (2.0 MWh in the winter fortnight)
     step0_s = grid.dt_h[0] * 3600.0
-    hold_s = min(cfg.tick_s, step0_s) if cfg.tick_s is not None and cfg.tick_s > 0 else step0_s
+    hold_s = _hold_frac(cfg, grid) * step0_s
     at = mids.copy()
     at[: int(grid.fine_count[0])] = t + hold_s / 2.0
 
