@@ -480,11 +480,11 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
     # the peak price.
     bare = ((_melt_short(plant, x, ice_kwh, n, reserve_frac=reserve * hold_frac) > TRACE_KW)
             & ~np.any([by_cop[c[0]] > 0 for c in chillers], axis=0))
-    if bare.any():
-        spare = sorted(chillers, key=lambda c: (running_first(c[0]), c[3], -c[2], c[0]))
-        extra = _stage_by(np.where(bare, 2.0 * TRACE_KW, 0.0), [(c[0], c[1], 0.0) for c in spare],
-                          free, min_kw=TRACE_KW)
-        by_cop = {u: np.maximum(on, extra[u]) for u, on in by_cop.items()}
+    spare = sorted(chillers, key=lambda c: (running_first(c[0]), c[3], -c[2], c[0]))
+    for k in np.flatnonzero(bare):
+        u = next((c[0] for c in spare if free[c[0]][k]), None)
+        if u is not None:
+            by_cop[u][k] = 1
     for name, on in by_cop.items():
         want[name] = np.where(ice_mode.get(name, np.zeros(n, bool)), 2, on).astype(np.int64)
     # CHP: reserve where it is the only heat (no boilers to take a shortfall)
