@@ -27,7 +27,9 @@ heat is made on those hours. Measured (14-day closed loop, shipped models, 4 h, 
 physics before units unloaded to the load):
 captured saving Park A 92.6 -> 93.2 % (summer), 78.1 -> 78.0 % (winter); Park B
 70.9 -> 74.1 % (summer), 81.9 -> 83.5 % (winter). Half-lives of 2 and 8 h did
-about the same on Park B; on Park A winter 2 h did 77.7 %.
+about the same on Park B; on Park A winter 2 h did 77.7 %. Wind's miss is not carried
+(``ControllerConfig.wind_carry_half_life_h``, session 14): its model has read the farm's
+last output since session 5, so the miss is in its forecast already.
 """
 
 from __future__ import annotations
