@@ -65,7 +65,7 @@ class ControllerConfig:
     # a forecast's last miss carried into later steps, halving every this many hours
     # (step0.carried); 0: step 0 only
     carry_half_life_h: float = CARRY_HALF_LIFE_H
-    # ... but not wind's: the wind model reads the farm's last output (``y_last``) beside the
+    # ... but not a wind model's: the wind model reads the farm's last output (``y_last``) beside the
     # plan's wind speed, so its forecast has taken the miss in already, and carrying it again
     # counts it twice. Park A winter, 15-min steps, cost incl. storage change: 331.8 ->
     # 330.7 k CNY (seed 0), 329.8 -> 328.7 k (seed 1), 331.5 -> 332.1 k (seed 2); at 5-min
@@ -350,9 +350,12 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         # a forecast below it had the battery exporting into the export limit while the PV
         # it displaced was spilled
         now = _read(snap, r.avail_point, cfg.stale_after_s) if r.avail_point else None
+        # a wind forecast with a P90 is a model's (``edge.runner.margin_p90``), which has read
+        # the farm's last output; a naive baseline's (yesterday's) has not, and carries its miss
+        model_wind = r.kind == "wind" and fc.wind_p90_kw is not None
         ren[r.name] = corrected_series(fs(raw), now if now is not None and now >= 0 else None,
                                        prev_at(r.name, [r.avail_point]), grid,
-                                       cfg.wind_carry_half_life_h if r.kind == "wind" else half_h,
+                                       cfg.wind_carry_half_life_h if model_wind else half_h,
                                        max_kw=r.p_rated_kw)
     elec = np.zeros(grid.n)
     shed: dict[str, Vec] = {}

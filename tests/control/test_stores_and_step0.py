@@ -454,28 +454,35 @@ def test_the_absorption_chillers_cooling_near_its_rating_is_backed_by_an_electri
         assert bool(want["ch1"][0] or want["ch2"][0]) is started, kw
 
 
-def test_wind_takes_its_miss_at_step_0_only(park_a: Park) -> None:
+def test_a_wind_model_takes_its_miss_at_step_0_only(park_a: Park) -> None:
     """The wind model reads the farm's last output, so its forecast has the miss in already:
-    carried on as well it counted twice (Park A winter: 331.8 -> 330.7 k CNY without). PV
-    still carries its miss into the later steps."""
+    carried on as well it counted twice (Park A winter: 331.8 -> 330.7 k CNY without). PV,
+    and wind on a naive baseline (no P90: yesterday's output), carry their miss on."""
     grid = ControllerState.fresh(park_a.config).grid
-    fc = park_a.forecast(T0, n=300)
+    naive = park_a.forecast(T0, n=300)
+    fc = replace(naive, wind_p90_kw=1.2 * np.asarray(naive.wind_kw), pv_p90_kw=None)  # a model's
     base = park_a.snapshot(AFTERNOON)
     pts = dict(base.points)
     for r in park_a.plant.renewables:
         pts[r.avail_point] = PointValue(3000.0, "kW", Quality.GOOD, AFTERNOON)
     snap = Snapshot(AFTERNOON, pts)
-    first = _inputs(park_a.config, grid, snap, fc, None)
     names = {r.kind: r.name for r in park_a.plant.renewables}
     prev = {n: _Trace(T0, 900.0, np.full(300, 2500.0)) for n in names.values()}   # +500 kW miss
-    nxt = _inputs(park_a.config, grid, snap, fc, None, prev)
-    bare = _inputs(park_a.config, grid, base, fc, None)                               # no readings
     pv, wind = names["pv"], names["wind"]
-    for n in (pv, wind):
-        assert np.isclose(nxt.renewable_kw[n][0], bare.renewable_kw[n][0] + 500.0)
-    assert np.array_equal(nxt.renewable_kw[wind][1:], first.renewable_kw[wind][1:])
-    assert np.all(nxt.renewable_kw[pv][1:4] > first.renewable_kw[pv][1:4] + 100.0)
-    # with wind's carry switched on, its later steps move as PV's do
+    for f in (fc, naive):
+        first = _inputs(park_a.config, grid, snap, f, None)
+        nxt = _inputs(park_a.config, grid, snap, f, None, prev)
+        bare = _inputs(park_a.config, grid, base, f, None)                        # no readings
+        for n in (pv, wind):
+            assert np.isclose(nxt.renewable_kw[n][0], bare.renewable_kw[n][0] + 500.0)
+        assert np.all(nxt.renewable_kw[pv][1:4] > first.renewable_kw[pv][1:4] + 100.0)
+        moved = nxt.renewable_kw[wind][1:4] > first.renewable_kw[wind][1:4] + 100.0
+        if f is fc:
+            assert np.array_equal(nxt.renewable_kw[wind][1:], first.renewable_kw[wind][1:])
+        else:
+            assert np.all(moved)                       # the baseline has not seen the miss
+    # the model's carry switched on: its later steps move as PV's do
     on = _inputs(replace(park_a.config, wind_carry_half_life_h=CARRY_HALF_LIFE_H), grid, snap, fc,
                  None, prev)
+    first = _inputs(park_a.config, grid, snap, fc, None)
     assert np.all(on.renewable_kw[wind][1:4] > first.renewable_kw[wind][1:4] + 100.0)
