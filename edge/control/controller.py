@@ -65,12 +65,12 @@ class ControllerConfig:
     # a forecast's last miss carried into later steps, halving every this many hours
     # (step0.carried); 0: step 0 only
     carry_half_life_h: float = CARRY_HALF_LIFE_H
-    # ... but not a wind model's: the wind model reads the farm's last output (``y_last``) beside the
-    # plan's wind speed, so its forecast has taken the miss in already, and carrying it again
-    # counts it twice. Park A winter, 15-min steps, cost incl. storage change: 331.8 ->
-    # 330.7 k CNY (seed 0), 329.8 -> 328.7 k (seed 1), 331.5 -> 332.1 k (seed 2); at 5-min
-    # ticks 328.8 -> 327.9 k; summer 298.6 -> 298.1 k. PV's carry kept (off with wind's:
-    # Park B summer 1,035.2 -> 1,035.3 k, winter 1,420.9 -> 1,421.0 k).
+    # ... but not a wind model's: it reads the farm's last output (``y_last``) beside the
+    # plan's wind speed, so its forecast has taken the miss in already, and carrying it
+    # again counts it twice. Park A winter, 15-min steps, cost incl. storage change: 331.8
+    # -> 330.7 k CNY (seed 0), 329.8 -> 328.7 k (seed 1), 331.5 -> 332.1 k (seed 2); at
+    # 5-min ticks 328.8 -> 327.9 k; summer 298.6 -> 298.1 k. PV's carry kept (off with
+    # wind's: Park B summer 1,035.2 -> 1,035.3 k, winter 1,420.9 -> 1,421.0 k).
     wind_carry_half_life_h: float = 0.0
     # how long step 0's setpoints hold: the tick period (the daemon's [control] tick_s);
     # None: a whole step (one decision a step, as the evaluation's default)

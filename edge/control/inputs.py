@@ -53,8 +53,10 @@ class Forecast:
     # are planned with a margin towards it (ControllerConfig.store_margin_frac)
     heat_p90_kw: Vec | None = None
     cooling_p90_kw: Vec | None = None
-    # PV's and wind's P90 (kW, all assets of the kind), where the forecaster gives one: planned
-    # towards it where the park could be export-limited (ControllerConfig.renewable_margin_frac)
+    # PV's and wind's P90 (kW, all assets of the kind), where a model gives one (a naive
+    # baseline's is not passed, edge.runner.margin_p90): planned towards it where the park
+    # could be export-limited (ControllerConfig.renewable_margin_frac); a wind forecast with
+    # one is a model's, which takes its last miss at step 0 only (wind_carry_half_life_h)
     pv_p90_kw: Vec | None = None
     wind_p90_kw: Vec | None = None
 
