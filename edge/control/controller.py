@@ -42,7 +42,11 @@ __all__ = ["ControllerConfig", "ControllerState", "Decision", "Reason", "SolveSt
 
 RELAXED = "<relaxed>"     # cache key marker of the commitment's relaxed QP (no unit has this name)
 _PRICE_SAMPLES_PER_STEP = 15   # a price sample a minute of a 15-min step (tariffs change on the minute)
-_AT_LIMIT_KW = 1.0             # step 0's export this close to the grid's limit is at it
+# Step 0's export this close to the grid's limit is at it. OSQP at eps 1e-3 leaves a binding
+# export row up to ~15 kW inside the limit (the projection closes the balance, not the
+# bound): at 1 kW, Park A winter's battery fill (``_setpoints``) missed 21 of its 231 steps at
+# the limit, 327.6 k CNY against 328.7 k at 15-min steps (cost incl. storage change)
+_AT_LIMIT_KW = 20.0
 Reason = Literal["optimal", "shifted_previous", "rules", "safe_defaults"]
 RuleFn = Callable[[PlantModel, _rules.RuleContext], dict[str, float]]
 
@@ -444,16 +448,31 @@ def _td(cfg: ControllerConfig, inp: _Inputs, on: Mapping[str, Vec], ice_on: Mapp
 
 # --- first step to setpoints --------------------------------------------------------------
 
-def _setpoints(p: PlantModel, fs: FirstStep, cm: Commitment, inp: _Inputs) -> dict[str, float]:
-    """Step 0 as the points the devices take (see ``points.py`` for each form)."""
+def _setpoints(p: PlantModel, fs: FirstStep, cm: Commitment, inp: _Inputs, hold_h: float) -> dict[str, float]:
+    """Step 0 as the points the devices take (see ``points.py`` for each form); ``hold_h``:
+    how long they hold (the tick period)."""
     v = fs.kw
 
     def g(s: str) -> float:
         return v.get(s, 0.0)
 
     sp: dict[str, float] = {}
+    at_export_limit = g("grid.exp") >= p.grid.export_max_kw - _AT_LIMIT_KW
     for b in p.batteries:
         sp[b.p_set_point] = g(f"{b.name}.ch") - g(f"{b.name}.dis")
+        if b.export_limiter and at_export_limit and g(f"{b.name}.dis") > 0.0:
+            # Exporting at the limit and discharging: asked for more, the converter delivers
+            # what the grid can still take, so PV or wind coming in below their forecast
+            # within the tick leave the export at the limit rather than short of it; above
+            # their forecast it backs off, as at the plan's value. Up to its rating and to
+            # what it holds above its minimum for the tick. At 15-min steps Park A winter's
+            # mpc had exported 13.8 MWh below the limit in the peak hours (exact forecasts:
+            # 4.3); cost incl. storage change 330.7 -> 327.5 k CNY, summer 298.1 -> 296.0 k.
+            # The next tick smooths against this setpoint, not the plan's (against the plan's,
+            # on an earlier form of the fill: 328.9 k against 328.6 k, within a run's noise).
+            above_min_kwh = inp.soc_kwh[b.name] - b.soc_min_frac * b.capacity_kwh
+            fill_kw = min(b.p_discharge_max_kw, max(above_min_kwh, 0.0) * b.eta_discharge / hold_h)
+            sp[b.p_set_point] = -max(fill_kw, g(f"{b.name}.dis"))
     for c in p.chps:
         sp[c.p_set_point] = -g(f"{c.name}.p")
     for dg in p.diesels:
@@ -481,7 +500,7 @@ def _setpoints(p: PlantModel, fs: FirstStep, cm: Commitment, inp: _Inputs) -> di
     # at the export limit the renewables' own limiter curtails what the grid cannot take,
     # and no more; a limit at the plan's output would also curtail what the forecast missed
     # while the grid could still take it
-    limiter = p.grid.export_limiter and g("grid.exp") >= p.grid.export_max_kw - _AT_LIMIT_KW
+    limiter = p.grid.export_limiter and at_export_limit
     for r in p.renewables:
         sp.update(renewable_points(r, None if limiter else g(f"{r.name}.p"),
                                    float(inp.renewable_kw[r.name][0])))
@@ -682,6 +701,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
     fc_ok = forecast.start_ts <= t < forecast.start_ts + forecast.step_s * len(forecast.heat_kw)
     windows = ice_windows(p, grid, t)
     prev_kw = _prev_kw(p, state.last_setpoints)
+    hold_h = _hold_frac(cfg, grid) * float(grid.dt_h[0])
     relaxed = None if inp.missing or not fc_ok else _relaxed(state, inp, t, windows, prev_kw)
     cm = _commitment(cfg, grid, inp, t, state.status, relaxed, windows)
     td = _tick_data(cfg, inp, cm, prev_kw)
@@ -707,7 +727,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
                                import_headroom_frac=cfg.import_headroom_frac)
             stats = SolveStats(res.status, res.iters, res.solve_ms, res.obj_kcny * 1e3)
             new_last = _Solution(cm.units, t, res.x, res.y)
-            return _finish(state, snapshot, "optimal", "", _setpoints(p, fs, cm, inp),
+            return _finish(state, snapshot, "optimal", "", _setpoints(p, fs, cm, inp, hold_h),
                            fs, stats, cm, new_last, inp=inp)
         detail = f"solver: {res.status} after {res.iters} iterations"
 
@@ -732,7 +752,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
         _, lo, up, _ = model.vectors(td)
         fs = project_first(model, x, td, lo, up, import_headroom_frac=cfg.import_headroom_frac)
         return _finish(state, snapshot, "shifted_previous", detail,
-                       _setpoints(p, fs, cm_old, inp), fs, None, cm, last,
+                       _setpoints(p, fs, cm_old, inp, hold_h), fs, None, cm, last,
                        inp=inp)
     detail += "; no recent solution to shift"
     # 2. the rule baseline

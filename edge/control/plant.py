@@ -62,6 +62,9 @@ class Battery:
     wear_cny_per_kwh: float          # per kWh charged plus per kWh discharged
     soc_point: str
     p_set_point: str
+    # its converter backs off at the grid's export limit (the mirror of the inverters' export
+    # limiter): asked to discharge more than the grid can take, it delivers what it can take
+    export_limiter: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +400,7 @@ def _battery(t: _Table, name: str) -> Battery:
         wear_cny_per_kwh=t.num("wear_cny_per_kwh", 0.0),
         soc_point=t.point("soc_point"),
         p_set_point=t.point("p_set_point"),
+        export_limiter=t.flag("export_limiter", False),
     )
     if b.soc_min_frac >= b.soc_max_frac:
         t._err("soc_min_frac", f"{b.soc_min_frac:g} must be below soc_max_frac {b.soc_max_frac:g}")

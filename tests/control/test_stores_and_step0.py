@@ -354,6 +354,40 @@ def test_a_battery_charging_against_the_import_limit_leaves_headroom(park_a: Par
     assert abs(d.residual_kw["electric"]) < 1e-6 and np.isclose(d.setpoints["bess1.p_set_kw"], d.flows_kw["bess1.ch"])
 
 
+@pytest.mark.parametrize("soc_frac", [0.11, 0.12, 0.3, 0.6])
+def test_a_battery_at_the_export_limit_is_asked_for_what_it_can_give(park_a: Park, soc_frac: float) -> None:
+    """Exporting at the limit and discharging, a battery whose converter backs off at the
+    limit (``export_limiter``) is asked for its rating, or what it holds above its minimum for
+    the tick: it then fills the export when PV or wind fall short of their forecast within
+    the tick. Without the limiter the setpoint is the plan's discharge."""
+    fc = park_a.forecast(T0)
+    snap = park_a.snapshot(T0 + 8 * 3600, soc_frac=soc_frac)            # 08:00, peak export
+    b = park_a.plant.batteries[0]
+    assert b.export_limiter
+    d, _ = decide(snap, fc, None, ControllerState.fresh(park_a.config))
+    assert d.reason == "optimal"
+    assert d.flows_kw["grid.exp"] >= park_a.plant.grid.export_max_kw - 20.0
+    assert 0.0 < d.flows_kw["bess1.dis"] < b.p_discharge_max_kw
+    above_min_kwh = (soc_frac - b.soc_min_frac) * b.capacity_kwh
+    fill_kw = min(b.p_discharge_max_kw, above_min_kwh * b.eta_discharge / 0.25)      # one 15-min step
+    assert d.setpoints["bess1.p_set_kw"] == pytest.approx(-max(fill_kw, d.flows_kw["bess1.dis"]))
+    assert d.setpoints["bess1.p_set_kw"] < -d.flows_kw["bess1.dis"] - 100.0
+    plant = replace(park_a.plant, batteries=(replace(b, export_limiter=False),))
+    d0, _ = decide(snap, fc, None, ControllerState.fresh(replace(park_a.config, plant=plant)))
+    assert d0.setpoints["bess1.p_set_kw"] == pytest.approx(-d0.flows_kw["bess1.dis"])
+
+
+def test_a_battery_below_the_export_limit_keeps_the_plans_setpoint(park_a: Park) -> None:
+    """Off the limit (the evening peak with the battery low: the plan exports 3.5 MW) or
+    charging, the setpoint is the plan's: an extra discharge would sell energy the plan keeps."""
+    fc = park_a.forecast(T0)
+    for t, soc in ((T0 + 18 * 3600, 0.3), (T0 + 10 * 3600, 0.6)):
+        d, _ = decide(park_a.snapshot(t, soc_frac=soc), fc, None, ControllerState.fresh(park_a.config))
+        below = d.flows_kw["grid.exp"] < park_a.plant.grid.export_max_kw - 20.0
+        assert below or d.flows_kw["bess1.dis"] == 0.0
+        assert d.setpoints["bess1.p_set_kw"] == pytest.approx(d.flows_kw["bess1.ch"] - d.flows_kw["bess1.dis"])
+
+
 def test_a_shortfall_within_the_solvers_tolerance_is_served_not_called_unserved(park_b: Park) -> None:
     """OSQP stops at a loose tolerance: at 03:00 a few kW of heat came out of the QP a few
     watts short, and the projection called the rest unserved with the gas boilers idle
