@@ -44,8 +44,8 @@ RELAXED = "<relaxed>"     # cache key marker of the commitment's relaxed QP (no 
 _PRICE_SAMPLES_PER_STEP = 15   # a price sample a minute of a 15-min step (tariffs change on the minute)
 # Step 0's export this close to the grid's limit is at it. OSQP at eps 1e-3 leaves a binding
 # export row up to ~15 kW inside the limit (the projection closes the balance, not the
-# bound): at 1 kW, Park A winter's battery fill (``_setpoints``) missed 21 of its 231 steps at
-# the limit, 327.6 k CNY against 328.7 k at 15-min steps (cost incl. storage change)
+# bound), so at 1 kW Park A winter's battery fill (``_setpoints``) missed steps at the limit
+# (cost incl. storage change 328.7 k CNY against 327.5 k at 20 kW, 15-min steps)
 _AT_LIMIT_KW = 20.0
 Reason = Literal["optimal", "shifted_previous", "rules", "safe_defaults"]
 RuleFn = Callable[[PlantModel, _rules.RuleContext], dict[str, float]]
