@@ -460,7 +460,8 @@ def _setpoints(p: PlantModel, fs: FirstStep, cm: Commitment, inp: _Inputs, hold_
     at_export_limit = g("grid.exp") >= p.grid.export_max_kw - _AT_LIMIT_KW
     for b in p.batteries:
         sp[b.p_set_point] = g(f"{b.name}.ch") - g(f"{b.name}.dis")
-        if b.export_limiter and at_export_limit and g(f"{b.name}.dis") > 0.0:
+        known = b.soc_point not in inp.missing      # with the level unknown, the plan's value
+        if b.export_limiter and at_export_limit and known and g(f"{b.name}.dis") > 0.0:
             # Exporting at the limit and discharging: asked for more, the converter delivers
             # what the grid can still take, so PV or wind coming in below their forecast
             # within the tick leave the export at the limit rather than short of it; above

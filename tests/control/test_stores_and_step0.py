@@ -377,6 +377,19 @@ def test_a_battery_at_the_export_limit_is_asked_for_what_it_can_give(park_a: Par
     assert d0.setpoints["bess1.p_set_kw"] == pytest.approx(-d0.flows_kw["bess1.dis"])
 
 
+def test_a_battery_whose_level_is_unknown_keeps_the_plans_setpoint_at_the_limit(park_a: Park) -> None:
+    """A stale state of charge: the shifted plan stands in, and the setpoint is its discharge,
+    not a fill sized on a level nobody read."""
+    fc = park_a.forecast(T0)
+    t = T0 + 8 * 3600
+    d1, st = decide(park_a.snapshot(t, soc_frac=0.6), fc, None, ControllerState.fresh(park_a.config))
+    assert d1.setpoints["bess1.p_set_kw"] == pytest.approx(-park_a.plant.batteries[0].p_discharge_max_kw)
+    d2, _ = decide(park_a.snapshot(t + 1, soc_frac=0.6, quality=Quality.STALE), fc, None, st)
+    assert d2.reason == "shifted_previous"
+    assert d2.flows_kw["grid.exp"] >= park_a.plant.grid.export_max_kw - 20.0 and d2.flows_kw["bess1.dis"] > 0.0
+    assert d2.setpoints["bess1.p_set_kw"] == pytest.approx(-d2.flows_kw["bess1.dis"])
+
+
 def test_a_battery_below_the_export_limit_keeps_the_plans_setpoint(park_a: Park) -> None:
     """Off the limit (the evening peak with the battery low: the plan exports 3.5 MW) or
     charging, the setpoint is the plan's: an extra discharge would sell energy the plan keeps."""
