@@ -226,6 +226,8 @@ class _Inputs:
     fc_trace: dict[str, _Trace] = field(default_factory=dict)
     # the import price in force now (what the rules read; a coarse first step averages it)
     price_import_now: float = math.nan
+    # how long step 0's setpoints hold, h (the tick period; ``_hold_frac``)
+    hold_h: float = math.nan
 
 
 def _export_risk(p: PlantModel, fc: Forecast) -> NDArray[np.bool_]:
@@ -412,7 +414,7 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
                      for a in (imp, exp, co2))
     return _Inputs(soc, ice, hs, missing, grid.coarsen(imp), grid.coarsen(exp), grid.coarsen(co2),
                    gas, carbon, diesel, ren, elec, shed, heat, cool, target, modes, plan_id,
-                   fc_trace=traces, price_import_now=now)
+                   fc_trace=traces, price_import_now=now, hold_h=hold_s / 3600.0)
 
 
 def _tick_data(cfg: ControllerConfig, inp: _Inputs, cm: Commitment,
@@ -448,9 +450,8 @@ def _td(cfg: ControllerConfig, inp: _Inputs, on: Mapping[str, Vec], ice_on: Mapp
 
 # --- first step to setpoints --------------------------------------------------------------
 
-def _setpoints(p: PlantModel, fs: FirstStep, cm: Commitment, inp: _Inputs, hold_h: float) -> dict[str, float]:
-    """Step 0 as the points the devices take (see ``points.py`` for each form); ``hold_h``:
-    how long they hold (the tick period)."""
+def _setpoints(p: PlantModel, fs: FirstStep, cm: Commitment, inp: _Inputs) -> dict[str, float]:
+    """Step 0 as the points the devices take (see ``points.py`` for each form)."""
     v = fs.kw
 
     def g(s: str) -> float:
@@ -472,7 +473,7 @@ def _setpoints(p: PlantModel, fs: FirstStep, cm: Commitment, inp: _Inputs, hold_
             # The next tick smooths against this setpoint, not the plan's (against the plan's,
             # on an earlier form of the fill: 328.9 k against 328.6 k, within a run's noise).
             above_min_kwh = inp.soc_kwh[b.name] - b.soc_min_frac * b.capacity_kwh
-            fill_kw = min(b.p_discharge_max_kw, max(above_min_kwh, 0.0) * b.eta_discharge / hold_h)
+            fill_kw = min(b.p_discharge_max_kw, max(above_min_kwh, 0.0) * b.eta_discharge / inp.hold_h)
             sp[b.p_set_point] = -max(fill_kw, g(f"{b.name}.dis"))
     for c in p.chps:
         sp[c.p_set_point] = -g(f"{c.name}.p")
@@ -702,7 +703,6 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
     fc_ok = forecast.start_ts <= t < forecast.start_ts + forecast.step_s * len(forecast.heat_kw)
     windows = ice_windows(p, grid, t)
     prev_kw = _prev_kw(p, state.last_setpoints)
-    hold_h = _hold_frac(cfg, grid) * float(grid.dt_h[0])
     relaxed = None if inp.missing or not fc_ok else _relaxed(state, inp, t, windows, prev_kw)
     cm = _commitment(cfg, grid, inp, t, state.status, relaxed, windows)
     td = _tick_data(cfg, inp, cm, prev_kw)
@@ -728,7 +728,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
                                import_headroom_frac=cfg.import_headroom_frac)
             stats = SolveStats(res.status, res.iters, res.solve_ms, res.obj_kcny * 1e3)
             new_last = _Solution(cm.units, t, res.x, res.y)
-            return _finish(state, snapshot, "optimal", "", _setpoints(p, fs, cm, inp, hold_h),
+            return _finish(state, snapshot, "optimal", "", _setpoints(p, fs, cm, inp),
                            fs, stats, cm, new_last, inp=inp)
         detail = f"solver: {res.status} after {res.iters} iterations"
 
@@ -753,7 +753,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
         _, lo, up, _ = model.vectors(td)
         fs = project_first(model, x, td, lo, up, import_headroom_frac=cfg.import_headroom_frac)
         return _finish(state, snapshot, "shifted_previous", detail,
-                       _setpoints(p, fs, cm_old, inp, hold_h), fs, None, cm, last,
+                       _setpoints(p, fs, cm_old, inp), fs, None, cm, last,
                        inp=inp)
     detail += "; no recent solution to shift"
     # 2. the rule baseline

@@ -9,7 +9,7 @@ import pytest
 
 from edge.control import ControllerState, decide, project
 from edge.control.commitment import _melt_short
-from edge.control.controller import _inputs, _Trace
+from edge.control.controller import _AT_LIMIT_KW, _inputs, _Trace
 from edge.control.scenario import T0, Park
 from edge.control.step0 import CARRY_HALF_LIFE_H, carried
 from edge.control.step0 import corrected as _step0
@@ -366,7 +366,7 @@ def test_a_battery_at_the_export_limit_is_asked_for_what_it_can_give(park_a: Par
     assert b.export_limiter
     d, _ = decide(snap, fc, None, ControllerState.fresh(park_a.config))
     assert d.reason == "optimal"
-    assert d.flows_kw["grid.exp"] >= park_a.plant.grid.export_max_kw - 20.0
+    assert d.flows_kw["grid.exp"] >= park_a.plant.grid.export_max_kw - _AT_LIMIT_KW
     assert 0.0 < d.flows_kw["bess1.dis"] < b.p_discharge_max_kw
     above_min_kwh = (soc_frac - b.soc_min_frac) * b.capacity_kwh
     fill_kw = min(b.p_discharge_max_kw, above_min_kwh * b.eta_discharge / 0.25)      # one 15-min step
@@ -386,7 +386,7 @@ def test_a_battery_whose_level_is_unknown_keeps_the_plans_setpoint_at_the_limit(
     assert d1.setpoints["bess1.p_set_kw"] == pytest.approx(-park_a.plant.batteries[0].p_discharge_max_kw)
     d2, _ = decide(park_a.snapshot(t + 1, soc_frac=0.6, quality=Quality.STALE), fc, None, st)
     assert d2.reason == "shifted_previous"
-    assert d2.flows_kw["grid.exp"] >= park_a.plant.grid.export_max_kw - 20.0 and d2.flows_kw["bess1.dis"] > 0.0
+    assert d2.flows_kw["grid.exp"] >= park_a.plant.grid.export_max_kw - _AT_LIMIT_KW and d2.flows_kw["bess1.dis"] > 0.0
     assert d2.setpoints["bess1.p_set_kw"] == pytest.approx(-d2.flows_kw["bess1.dis"])
 
 
@@ -396,7 +396,7 @@ def test_a_battery_below_the_export_limit_keeps_the_plans_setpoint(park_a: Park)
     fc = park_a.forecast(T0)
     for t, soc in ((T0 + 18 * 3600, 0.3), (T0 + 10 * 3600, 0.6)):
         d, _ = decide(park_a.snapshot(t, soc_frac=soc), fc, None, ControllerState.fresh(park_a.config))
-        below = d.flows_kw["grid.exp"] < park_a.plant.grid.export_max_kw - 20.0
+        below = d.flows_kw["grid.exp"] < park_a.plant.grid.export_max_kw - _AT_LIMIT_KW
         assert below or d.flows_kw["bess1.dis"] == 0.0
         assert d.setpoints["bess1.p_set_kw"] == pytest.approx(d.flows_kw["bess1.ch"] - d.flows_kw["bess1.dis"])
 
