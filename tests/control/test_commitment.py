@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.control import ControllerState, Decision, Plan, controller, decide
-from edge.control.commitment import RESERVE_FRAC, UnitStatus, commit, in_window, min_up_down
+from edge.control.commitment import RESERVE_FRAC, STORE_RESERVE_FRAC, UnitStatus, commit, in_window, min_up_down
 from edge.control.controller import RELAXED
 from edge.control.scenario import T0, Park
 
@@ -189,6 +189,30 @@ def test_a_store_melting_near_its_cap_gets_a_chiller_beside_it(park_b: Park) -> 
     minute = _relaxed_commit(park_b, {"ice1.melt": 11500.0, "ice1.e": 60000.0}, ice_kwh=60000.0,
                              hold_frac=1 / 15)
     assert not any(m[0] for m in minute.values())
+
+
+def test_a_store_at_its_cap_beside_a_nearly_full_chiller_keeps_room_at_step_0(park_b: Park) -> None:
+    # Park B summer, 13:30 on 12 July at 15-min steps (seed 0): the store melting at its
+    # 11,900 kW cap, the screw chiller planned at 1,271 of its 1,597 kW. The chillers'
+    # 15 % reserve is met (1,462 kW), but the two together have 326 kW of room for a
+    # 13.2 MW load: the load came 3.7 % above its forecast and 57 kW went unserved.
+    # Step 0 now keeps STORE_RESERVE_FRAC of the load as room, so a second chiller runs
+    relaxed = {"ice1.melt": 11900.0, "ice1.e": 60000.0, "sch1.c": 1271.0}
+    running = {"sch1": UnitStatus(1, since_ts=T0 + 10 * 3600)}      # on since 10:00
+    modes = _relaxed_commit(park_b, relaxed, running, ice_kwh=60000.0)
+    on = {u for u, m in modes.items() if m[0] == 1}
+    caps = {c.name: c.cool_max_kw for c in park_b.plant.electric_chillers}
+    caps |= {d.name: d.cool_max_kw for d in park_b.plant.dual_chillers}
+    assert "sch1" in on and len(on) == 2, on
+    assert sum(caps[u] for u in on) - 1271.0 >= STORE_RESERVE_FRAC * (11900.0 + 1271.0)
+    # only step 0: the later steps keep the screw chiller alone (decided again later)
+    assert {u for u, m in modes.items() if m[2] == 1} == {"sch1"}
+    # with the store 1 MW below its cap, its own room is the reserve
+    below = _relaxed_commit(park_b, {**relaxed, "ice1.melt": 10900.0}, running, ice_kwh=60000.0)
+    assert {u for u, m in below.items() if m[0] == 1} == {"sch1"}
+    # deciding every minute the reserve is for a minute's rise: the screw chiller's room is enough
+    minute = _relaxed_commit(park_b, relaxed, running, ice_kwh=60000.0, hold_frac=1 / 15)
+    assert {u for u, m in minute.items() if m[0] == 1} == {"sch1"}
 
 
 def test_step_0_is_staged_for_the_load_it_ends_on(park_b: Park) -> None:
