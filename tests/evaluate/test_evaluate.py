@@ -217,3 +217,26 @@ def test_perfect_at_finer_ticks_re_solves_the_dispatch_per_tick() -> None:
     for c in ("mpc", "rules"):
         k = evaluate("park-a", c, 0.5, start=START, seed=1, ticks_per_step=15)
         assert p["objective_cny"] <= k["objective_cny"] + 1.0, (c, p["objective_cny"], k["objective_cny"])
+
+
+def test_exact_forecasts_one_kind_at_a_time() -> None:
+    """``exact``: the chosen kinds of forecast as they will happen, the others the models'.
+    Every kind exact is the oracle run to the cent; wind alone is a run of its own (a windy
+    January half day, where the wind model misses), and the skill reported stays the models'."""
+    winter = date(2026, 1, 5)
+    kinds = ("pv", "wind", "electric", "heat", "cooling")
+    every = evaluate("park-a", "mpc", 0.5, start=winter, seed=1, exact=kinds)
+    oracle = evaluate("park-a", "mpc", 0.5, start=winter, seed=1, forecasts="oracle")
+    assert every["cost_cny"] == oracle["cost_cny"]
+    assert every["exact"] == sorted(kinds)
+    models = evaluate("park-a", "mpc", 0.5, start=winter, seed=1)
+    wind = evaluate("park-a", "mpc", 0.5, start=winter, seed=1, exact=("wind",))
+    assert wind["cost_cny"] != models["cost_cny"]
+    assert wind["forecast"]["wind"] == models["forecast"]["wind"]
+    assert wind["forecast"]["wind"]["model_nmae"] > 0.0
+    with pytest.raises(ValueError, match="exact 'wnd'"):
+        evaluate("park-a", "mpc", 0.25, start=winter, exact=("wnd",))
+    with pytest.raises(ValueError, match="only for controller mpc"):
+        evaluate("park-a", "rules", 0.25, start=winter, exact=("wind",))
+    assert sim_main(["evaluate", "--site", "park-a", "--controller", "mpc", "--days", "0.25",
+                     "--exact", "wind,wnd"]) == 2

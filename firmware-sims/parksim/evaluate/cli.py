@@ -7,7 +7,7 @@ import json
 from datetime import date
 
 from ..physics import SITES
-from .harness import CONTROLLERS, evaluate
+from .harness import CONTROLLERS, EXACT_KINDS, evaluate
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--forecasts", choices=("models", "naive", "oracle"), default="models",
                    help="mpc: the shipped ONNX models, the Forecaster's naive baselines only, or "
                         "the next day exactly as it will happen (a diagnostic)")
+    p.add_argument("--exact", default="", metavar="KINDS",
+                   help="mpc: these forecasts exact, the others as forecast (comma-separated: "
+                        f"{', '.join(EXACT_KINDS)}; a diagnostic of what each forecast's error costs)")
     p.add_argument("--warmup-days", type=int, default=7)
     p.add_argument("--ticks-per-step", type=int, default=1,
                    help="controller decisions per 15-min step, each on the tick just measured "
@@ -39,12 +42,17 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--start {args.start!r}: {exc}") from None
     if args.days <= 0 or args.days > 366:
         raise ValueError(f"--days {args.days}: must be in (0, 366]")
+    exact = tuple(k.strip() for k in args.exact.split(",") if k.strip())
+    for k in exact:
+        if k not in EXACT_KINDS:
+            raise ValueError(f"--exact {k!r}: expected some of {', '.join(EXACT_KINDS)}")
     if args.weather_error < 0:
         raise ValueError(f"--weather-error {args.weather_error}: must be >= 0")
     kpis = evaluate(args.site, args.controller, args.days, start=start, weather=args.weather,
                     trace=args.trace, seed=args.seed, pv_kwp=args.pv_kwp,
                     weather_error_scale=args.weather_error, forecasts=args.forecasts,
-                    warmup_days=args.warmup_days, ticks_per_step=args.ticks_per_step)
+                    warmup_days=args.warmup_days, ticks_per_step=args.ticks_per_step,
+                    exact=exact)
     if args.json:
         print(json.dumps(kpis))
     else:

@@ -21,7 +21,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from datetime import time as dtime
 from pathlib import Path
@@ -200,10 +200,15 @@ def _persistence(ctx: _Ctx, t: float, flows: StepFlows | None, n: int = DAY_STEP
                     np.full(n, lk.get("cool", 0.0)), issued_ts=t)
 
 
-class _Mpc:
-    """mpc's own forecasters (edge.forecast.Forecaster) fed with the measured history."""
+# ``evaluate(exact=...)``: the kinds of forecast that can be made exact, each beside the others'
+EXACT_KINDS = ("pv", "wind", "electric", "heat", "cooling")
 
-    def __init__(self, ctx: _Ctx, forecasts: str = "models") -> None:
+
+class _Mpc:
+    """mpc's own forecasters (edge.forecast.Forecaster) fed with the measured history; the
+    kinds in ``exact`` replaced by what will happen (a diagnostic: what each forecast costs)."""
+
+    def __init__(self, ctx: _Ctx, forecasts: str = "models", exact: tuple[str, ...] = ()) -> None:
         from edge.forecast import Forecaster
         from edge.runner import site_scale_kw
 
@@ -234,6 +239,7 @@ class _Mpc:
         elif forecasts not in ("models", "oracle"):
             raise ValueError(f"forecasts {forecasts!r}: expected models, naive or oracle")
         self.oracle = forecasts == "oracle"
+        self.exact = frozenset(exact)
         self.fc = Forecaster(model_dir, timezone=ctx.site.timezone, latitude=ctx.park.spec.lat_deg,
                              longitude=ctx.park.spec.lon_deg, targets=targets,
                              site_scale_kw=self.site_kw)
@@ -256,8 +262,27 @@ class _Mpc:
         p90 = margin_p90({tg: out.targets[tg] for tg in self.targets})     # as the daemon
         for tg in self.targets:
             self.issued[tg].append((step_idx, p50[tg]))
-        return control_forecast(ctx.site.plant, out.origin_ts, p50, p90=p90, issued_ts=t,
-                                target_of=self.loads)
+        fc = control_forecast(ctx.site.plant, out.origin_ts, p50, p90=p90, issued_ts=t,
+                              target_of=self.loads)
+        return self._with_exact(fc) if self.exact else fc
+
+    def _with_exact(self, fc: Forecast) -> Forecast:
+        """``fc`` with the kinds in ``self.exact`` as they will be at each step's middle (their
+        P90 dropped: an exact series has no spread). The forecast skill stays the models'."""
+        mids: F64 = fc.start_ts + (np.arange(len(fc.pv_kw), dtype=np.float64) + 0.5) * fc.step_s
+        a = _actual(self.ctx, mids)
+        kw: dict[str, Any] = {}
+        if "pv" in self.exact:
+            kw.update(pv_kw=a.pv_kw, pv_p90_kw=None)
+        if "wind" in self.exact:
+            kw.update(wind_kw=a.wind_kw, wind_p90_kw=None)
+        if "electric" in self.exact:
+            kw.update(elec_kw=a.elec_kw)
+        if "heat" in self.exact:
+            kw.update(heat_kw=a.heat_kw, heat_p90_kw=None)
+        if "cooling" in self.exact:
+            kw.update(cooling_kw=a.cool_kw, cooling_p90_kw=None)
+        return replace(fc, **kw)
 
     def _oracle(self, t: float) -> Forecast:
         """What will happen over the next day, exactly (a diagnostic: the controller's own share
@@ -609,8 +634,13 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
              warmup_days: int = 7, pv_kwp: float | None = None, pv_ac_kw: float | None = None,
              weather_error_scale: float = 1.0, perfect_gap: float = 1e-4,
              perfect_time_limit_s: float = 300.0, site_file: str | None = None,
-             forecasts: str = "models", ticks_per_step: int = 1) -> dict[str, Any]:
+             forecasts: str = "models", ticks_per_step: int = 1,
+             exact: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run ``controller`` on ``site`` for ``days`` from local midnight of ``start``; return the KPIs.
+
+    ``exact``: for mpc on its models or the naive baselines, the kinds of forecast
+    (``EXACT_KINDS``) handed over as they will happen, the others as forecast: what each
+    forecast's error costs (a diagnostic, like ``forecasts="oracle"`` for all of them).
 
     ``ticks_per_step``: how often per 15-min step the controller decides (and the physics
     steps), each time on the measurements of the tick just past. The daemon ticks every
@@ -619,6 +649,11 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
         raise ValueError(f"controller {controller!r}: expected one of {', '.join(CONTROLLERS)}")
     if not days > 0:
         raise ValueError(f"days must be > 0, got {days}")
+    bad = [k for k in exact if k not in EXACT_KINDS]
+    if bad:
+        raise ValueError(f"exact {bad[0]!r}: expected some of {', '.join(EXACT_KINDS)}")
+    if exact and (controller != "mpc" or forecasts == "oracle"):
+        raise ValueError("exact: only for controller mpc on its models or the naive baselines")
     if not (isinstance(ticks_per_step, int) and 1 <= ticks_per_step <= 900):
         raise ValueError(f"ticks_per_step must be an integer in [1, 900], got {ticks_per_step!r}")
     wall0 = time.perf_counter()
@@ -667,7 +702,7 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
     bk = _Book()
     rows: list[dict[str, Any]] = []
     levels0 = _storage_levels(park)
-    mpc = _Mpc(ctx, forecasts) if controller == "mpc" else None
+    mpc = _Mpc(ctx, forecasts, tuple(exact)) if controller == "mpc" else None
     perfect_res = None
     perfect_sp: list[dict[str, float]] = []
     if controller == "perfect":
@@ -732,6 +767,7 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
         "site": site, "controller": controller, "days": days,
         "start": start.isoformat(), "seed": seed,
         **({"forecasts": forecasts} if controller == "mpc" else {}),
+        **({"exact": sorted(exact)} if exact else {}),
         "cost_cny": round(bk.cost, 2),
         "grid_import_kwh": round(bk.imp_kwh, 1), "grid_export_kwh": round(bk.exp_kwh, 1),
         "green_share": round(bk.green_kwh / bk.consumed_kwh, 5) if bk.consumed_kwh > 0 else 0.0,
