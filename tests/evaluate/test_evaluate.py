@@ -240,3 +240,23 @@ def test_exact_forecasts_one_kind_at_a_time() -> None:
         evaluate("park-a", "rules", 0.25, start=winter, exact=("wind",))
     assert sim_main(["evaluate", "--site", "park-a", "--controller", "mpc", "--days", "0.25",
                      "--exact", "wind,wnd"]) == 2
+
+
+def test_perfect_with_lookahead_books_the_window_and_keeps_its_store(tmp_path: Path) -> None:
+    """A day past the window: perfect books the window alone, and its battery no longer ends
+    emptied for the window's end. The window-only run is the optimum of the window's
+    objective, so the look-ahead one cannot beat it there (beyond the MILP's gap)."""
+    winter = date(2026, 1, 9)        # windy: the 10th's morning wants the battery full
+    trace = tmp_path / "ahead.csv"
+    strict = evaluate("park-a", "perfect", 1.0, start=winter, seed=1)
+    ahead = evaluate("park-a", "perfect", 1.0, start=winter, seed=1, perfect_lookahead_days=1.0,
+                     trace=trace)
+    with trace.open() as f:
+        assert sum(1 for _ in csv.DictReader(f)) == 96
+    assert ahead["perfect"]["lookahead_days"] == 1.0 and strict["perfect"]["lookahead_days"] == 0.0
+    assert strict["objective_cny"] <= ahead["objective_cny"] * (1 + 1e-3)
+    assert ahead["storage_delta_kwh"]["bess1"] > strict["storage_delta_kwh"]["bess1"] + 1000.0
+    with pytest.raises(ValueError, match="only for controller perfect"):
+        evaluate("park-a", "mpc", 0.25, start=winter, perfect_lookahead_days=1.0)
+    assert sim_main(["evaluate", "--site", "park-a", "--controller", "rules", "--days", "0.25",
+                     "--lookahead-days", "1"]) == 2

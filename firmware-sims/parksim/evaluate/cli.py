@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exact", default="", metavar="KINDS",
                    help="mpc: these forecasts exact, the others as forecast (comma-separated: "
                         f"{', '.join(EXACT_KINDS)}; a diagnostic of what each forecast's error costs)")
+    p.add_argument("--lookahead-days", type=float, default=0.0,
+                   help="perfect: also see this many days past the window (booked: the window), so its "
+                        "stores are not emptied for the window's end; 0 = the window's exact optimum")
     p.add_argument("--warmup-days", type=int, default=7)
     p.add_argument("--ticks-per-step", type=int, default=1,
                    help="controller decisions per 15-min step, each on the tick just measured "
@@ -46,13 +49,17 @@ def run(args: argparse.Namespace) -> int:
     for k in exact:
         if k not in EXACT_KINDS:
             raise ValueError(f"--exact {k!r}: expected some of {', '.join(EXACT_KINDS)}")
+    if args.lookahead_days and args.controller != "perfect":
+        raise ValueError("--lookahead-days: only for --controller perfect")
+    if not 0 <= args.lookahead_days <= 7:
+        raise ValueError(f"--lookahead-days {args.lookahead_days}: must be in [0, 7]")
     if args.weather_error < 0:
         raise ValueError(f"--weather-error {args.weather_error}: must be >= 0")
     kpis = evaluate(args.site, args.controller, args.days, start=start, weather=args.weather,
                     trace=args.trace, seed=args.seed, pv_kwp=args.pv_kwp,
                     weather_error_scale=args.weather_error, forecasts=args.forecasts,
                     warmup_days=args.warmup_days, ticks_per_step=args.ticks_per_step,
-                    exact=exact)
+                    exact=exact, perfect_lookahead_days=args.lookahead_days)
     if args.json:
         print(json.dumps(kpis))
     else:

@@ -635,12 +635,18 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
              weather_error_scale: float = 1.0, perfect_gap: float = 1e-4,
              perfect_time_limit_s: float = 300.0, site_file: str | None = None,
              forecasts: str = "models", ticks_per_step: int = 1,
-             exact: tuple[str, ...] = ()) -> dict[str, Any]:
+             exact: tuple[str, ...] = (), perfect_lookahead_days: float = 0.0) -> dict[str, Any]:
     """Run ``controller`` on ``site`` for ``days`` from local midnight of ``start``; return the KPIs.
 
     ``exact``: for mpc on its models or the naive baselines, the kinds of forecast
     (``EXACT_KINDS``) handed over as they will happen, the others as forecast: what each
     forecast's error costs (a diagnostic, like ``forecasts="oracle"`` for all of them).
+
+    ``perfect_lookahead_days``: perfect solves the window and this many days after it (the
+    actuals of those too) and books the window alone, so its stores end the window where the
+    next day wants them. With 0 (the default) it is the exact optimum of the window's
+    objective, the strict bound, which empties its stores for the window's end: the KPIs
+    credit what is left at the cheapest refill price only (docs/evaluation.md).
 
     ``ticks_per_step``: how often per 15-min step the controller decides (and the physics
     steps), each time on the measurements of the tick just past. The daemon ticks every
@@ -654,6 +660,10 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
         raise ValueError(f"exact {bad[0]!r}: expected some of {', '.join(EXACT_KINDS)}")
     if exact and (controller != "mpc" or forecasts == "oracle"):
         raise ValueError("exact: only for controller mpc on its models or the naive baselines")
+    if not 0.0 <= perfect_lookahead_days <= 7.0:
+        raise ValueError(f"perfect_lookahead_days must be in [0, 7], got {perfect_lookahead_days}")
+    if perfect_lookahead_days and controller != "perfect":
+        raise ValueError("perfect_lookahead_days: only for controller perfect")
     if not (isinstance(ticks_per_step, int) and 1 <= ticks_per_step <= 900):
         raise ValueError(f"ticks_per_step must be an integer in [1, 900], got {ticks_per_step!r}")
     wall0 = time.perf_counter()
@@ -706,7 +716,8 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
     perfect_res = None
     perfect_sp: list[dict[str, float]] = []
     if controller == "perfect":
-        perfect_res, perfect_sp = _perfect_plan(ctx, park.t_s, n, perfect_gap, perfect_time_limit_s,
+        tail = round(perfect_lookahead_days * DAY_STEPS)
+        perfect_res, perfect_sp = _perfect_plan(ctx, park.t_s, n + tail, perfect_gap, perfect_time_limit_s,
                                                  ticks_per_step)
     state = ControllerState.fresh(cfg)
     tick_ms: list[float] = []
@@ -805,7 +816,9 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
     if mpc and mpc.ms:
         kpis["forecast_ms"] = {"p50": round(_pct(mpc.ms, 50), 3), "p99": round(_pct(mpc.ms, 99), 3)}
     if perfect_res is not None:
-        kpis["perfect"] = {"status": perfect_res.status, "mip_gap": perfect_res.mip_gap,
+        # with a look-ahead the solve's objective and bound cover the days after the window too
+        kpis["perfect"] = {"lookahead_days": perfect_lookahead_days,
+                           "status": perfect_res.status, "mip_gap": perfect_res.mip_gap,
                            "objective_cny": round(perfect_res.objective_cny, 2),
                            "dual_bound_cny": round(perfect_res.dual_bound_cny, 2),
                            "vars": perfect_res.n_vars, "binaries": perfect_res.n_binaries}
