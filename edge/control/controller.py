@@ -21,7 +21,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.control import rules as _rules
-from edge.control.commitment import Commitment, UnitStatus, commit, held_in, ice_windows, with_cooling
+from edge.control.commitment import (
+    RESERVE_FRAC,
+    TRACE_KW,
+    Commitment,
+    UnitStatus,
+    commit,
+    held_in,
+    ice_windows,
+    with_cooling,
+)
 from edge.control.inputs import Forecast, Plan, Tariff, covered, extended_daily, local_hour_month, sample
 from edge.control.plant import PlantModel
 from edge.control.points import (
@@ -676,17 +685,62 @@ def _leaner(cfg: ControllerConfig, grid: StepGrid, inp: _Inputs, t: float,
     return lean
 
 
+def _unstarted(cfg: ControllerConfig, inp: _Inputs, status: Mapping[str, UnitStatus],
+               cm: Commitment) -> Commitment | None:
+    """``cm`` without the chillers it starts now (off or making ice now, cooling at step 0)
+    for their first run, where an ice store may melt now and holds a quarter hour of its
+    release: the store's melt stands in, and its pick-up is the reserve. None where ``cm``
+    starts no chiller now or no store can melt.
+
+    A chiller started for the last half hour of a morning ramp runs its minimum time at
+    its minimum load into the peak that ice made at night was to carry (Park B summer, a
+    dual chiller at 1.37 MW from 08:00 on five mornings of fourteen; against the bound
+    with exact forecasts 1.8 k CNY in that hour). The relaxation prices neither the
+    minimum load nor the minimum run; the QP on both commitments does (``_cheaper``), and
+    the plan without them is taken only where the store stands in (``_store_stands_in``)."""
+    p = cfg.plant
+    if not any(float(cm.melt_ok[s.name][0]) > 0.5 and inp.ice_kwh.get(s.name, 0.0) >= 0.25 * s.melt_max_kw
+               for s in p.ice_stores):
+        return None
+    chillers = [c.name for c in p.electric_chillers] + [d.name for d in p.dual_chillers]
+    modes = dict(cm.mode)
+    changed = False
+    for u in chillers:
+        m = modes.get(u)
+        st = status.get(u)
+        if m is None or int(m[0]) != 1 or (st is not None and st.mode == 1):
+            continue
+        run = int(np.argmax(m != 1)) if (m != 1).any() else len(m)
+        alt = np.array(m, copy=True)
+        alt[:run] = 0
+        modes[u] = alt
+        changed = True
+    return replace(cm, mode=modes) if changed else None
+
+
+def _store_stands_in(p: PlantModel, inp: _Inputs, model: QpModel, x: Vec) -> bool:
+    """Whether plan ``x`` melts ice at step 0, with room to melt more of RESERVE_FRAC of the
+    cooling forecast: the store in melt mode picks up a load above it (the physics' running
+    units do), as the chillers' reserve would. At 4 % of the load, Park B summer left 62 kWh
+    of cooling unserved at 15-min steps, the store at its release limit at 19:30."""
+    melt0 = sum(model.first(x, f"{s.name}.melt") for s in p.ice_stores)
+    cap0 = sum(min(s.melt_max_kw, s.release_frac_per_h * inp.ice_kwh.get(s.name, 0.0)) for s in p.ice_stores)
+    return melt0 > TRACE_KW and cap0 - melt0 >= RESERVE_FRAC * float(inp.cooling_kw[0])
+
+
 def _cheaper(state: ControllerState, inp: _Inputs, t: float, prev_kw: Mapping[str, float],
-             current: tuple[Commitment, TickData, QpModel, QpResult], alt: Commitment
+             current: tuple[Commitment, TickData, QpModel, QpResult], alt: Commitment, *,
+             accept: Callable[[QpModel, QpResult], bool] | None = None
              ) -> tuple[Commitment, TickData, QpModel, QpResult]:
     """The tick solved again on commitment ``alt``: whichever plan the QP prices lower (both
-    on the same data), with both solves' iterations and time counted (each solve has the
-    deadline, so a tick may take two)."""
+    on the same data; ``alt``'s only where ``accept`` takes it), with both solves' iterations
+    and time counted (each solve has the deadline, so a tick may take two)."""
     cm, td, model, res = current
     td_alt = _tick_data(state.config, inp, alt, prev_kw)
     model_alt, res_alt = _solve(state, alt, td_alt, t)
     spent = (res.iters + res_alt.iters, res.solve_ms + res_alt.solve_ms)
-    if res_alt.ok and res_alt.obj_kcny < res.obj_kcny:
+    if (res_alt.ok and res_alt.obj_kcny < res.obj_kcny
+            and (accept is None or accept(model_alt, res_alt))):
         cm, td, model, res = alt, td_alt, model_alt, res_alt
     return cm, td, model, replace(res, iters=spent[0], solve_ms=spent[1])
 
@@ -715,6 +769,11 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
         if lean is not None:
             # the same tick without the units the rounding runs only at their minimum load
             cm, td, model, res = _cheaper(state, inp, t, prev_kw, (cm, td, model, res), lean)
+        unstarted = _unstarted(cfg, inp, state.status, cm) if res.ok else None
+        if unstarted is not None:
+            # the same tick with the store's melt for the chillers started now
+            cm, td, model, res = _cheaper(state, inp, t, prev_kw, (cm, td, model, res), unstarted,
+                                          accept=lambda m, r: _store_stands_in(p, inp, m, r.x))
         if res.ok:
             short = model.kw(res.x, "slack.c")
             if cm.firm_steps is not None:

@@ -386,3 +386,50 @@ def test_a_plan_that_leaves_cooling_unserved_starts_a_free_chiller(park_b: Park)
     assert {u for u, m in more.mode.items() if m[:2].any()} == {"bch2"}
     # a trace of a shortfall starts nothing
     assert with_cooling(p, grid, t, cm, np.full(n, 5.0), {}, {}) is None
+
+
+def test_a_chiller_started_now_is_tried_off_where_the_store_can_melt(park_b: Park) -> None:
+    """``_unstarted``: the commitment without the chillers it starts now, for their first
+    run, where a store may melt and holds a quarter hour of its release; a unit running
+    now is left alone, and so is every chiller where the store is empty or charging.
+    ``_store_stands_in``: that plan is taken only where it melts at step 0 with room for
+    the chillers' reserve (RESERVE_FRAC of the cooling forecast) above its melt."""
+    from edge.control.commitment import Commitment, ice_windows
+    from edge.control.controller import _inputs, _store_stands_in, _unstarted
+
+    p = park_b.plant
+    grid = ControllerState.fresh(park_b.config).grid
+    n, t = grid.n, T0 + 7.5 * 3600                   # 07:30: the morning ramp, melting allowed
+    charge_ok, melt_ok = ice_windows(p, grid, t)
+    modes = {u.name: np.zeros(n, np.int64) for u in p.switched}
+    modes["dch1"][:3] = 1                            # started now for three quarter hours
+    modes["bch1"][:] = 1                             # running since 06:00
+    cm = Commitment(modes, melt_ok, charge_ok, frozenset(modes), firm_steps=None)
+    status = {"bch1": UnitStatus(1, t - 5400.0), "dch1": UnitStatus(0, t - 5400.0)}
+    inp = _inputs(park_b.config, grid, park_b.snapshot(t, ice_frac=0.9), park_b.forecast(T0), None)
+    alt = _unstarted(park_b.config, inp, status, cm)
+    assert alt is not None
+    assert not alt.mode["dch1"].any() and alt.mode["bch1"].all()
+    assert alt.units == cm.units and cm.mode["dch1"][:3].all()        # cm itself untouched
+    # dch1 already cooling: nothing to try
+    assert _unstarted(park_b.config, inp, {**status, "dch1": UnitStatus(1, t - 900.0)}, cm) is None
+    # an empty store, or the night's charge window: nothing to try
+    empty = _inputs(park_b.config, grid, park_b.snapshot(t, ice_frac=0.0), park_b.forecast(T0), None)
+    assert _unstarted(park_b.config, empty, status, cm) is None
+    night = T0 + 23 * 3600
+    c_ok, m_ok = ice_windows(p, grid, night)
+    assert _unstarted(park_b.config, inp, status, replace(cm, melt_ok=m_ok, charge_ok=c_ok)) is None
+
+    class _Plan:                                     # step 0's melt as a plan vector would give it
+        def __init__(self, melt_kw: float) -> None:
+            self.melt_kw = melt_kw
+
+        def first(self, x: object, series: str) -> float:
+            return self.melt_kw if series.endswith(".melt") else 0.0
+
+    cool0 = float(inp.cooling_kw[0])
+    cap0 = min(p.ice_stores[0].melt_max_kw, p.ice_stores[0].release_frac_per_h * inp.ice_kwh["ice1"])
+    assert _store_stands_in(p, inp, _Plan(500.0), np.zeros(1))                          # type: ignore[arg-type]
+    assert not _store_stands_in(p, inp, _Plan(0.0), np.zeros(1))                        # type: ignore[arg-type]
+    near_cap = cap0 - 0.5 * RESERVE_FRAC * cool0
+    assert not _store_stands_in(p, inp, _Plan(near_cap), np.zeros(1))                   # type: ignore[arg-type]
