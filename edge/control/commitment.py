@@ -533,12 +533,11 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
 def _melt_cap(st: IceStore, x: Mapping[str, Vec], ice_kwh: Mapping[str, float], n: int) -> Vec:
     """Per step, kW the store can release: ``melt_max_kw``, and ``release_frac_per_h`` x the
     kWh it starts the step with (the plan's level, ``*.e`` at each step's end)."""
-    cap = np.full(n, st.melt_max_kw)
     e = x.get(f"{st.name}.e")
-    if st.release_frac_per_h > 0 and e is not None:
-        start = np.concatenate([[ice_kwh.get(st.name, float(e[0]))], np.asarray(e[:-1], float)])
-        cap = np.minimum(cap, st.release_frac_per_h * start)
-    return cap
+    if e is None:
+        return np.full(n, st.melt_max_kw)
+    start = np.concatenate([[ice_kwh.get(st.name, float(e[0]))], np.asarray(e[:-1], float)])
+    return np.array([st.release_cap_kw(float(v)) for v in start[:n]])
 
 
 def _melt_short(plant: PlantModel, x: Mapping[str, Vec], ice_kwh: Mapping[str, float],

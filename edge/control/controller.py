@@ -724,7 +724,7 @@ def _store_stands_in(p: PlantModel, inp: _Inputs, model: QpModel, x: Vec) -> boo
     units do), as the chillers' reserve would. At 4 % of the load, Park B summer left 62 kWh
     of cooling unserved at 15-min steps, the store at its release limit at 19:30."""
     melt0 = sum(model.first(x, f"{s.name}.melt") for s in p.ice_stores)
-    cap0 = sum(min(s.melt_max_kw, s.release_frac_per_h * inp.ice_kwh.get(s.name, 0.0)) for s in p.ice_stores)
+    cap0 = sum(s.release_cap_kw(inp.ice_kwh.get(s.name, 0.0)) for s in p.ice_stores)
     return melt0 > TRACE_KW and cap0 - melt0 >= RESERVE_FRAC * float(inp.cooling_kw[0])
 
 

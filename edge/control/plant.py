@@ -183,6 +183,13 @@ class IceStore:
     # coil releases slower as the coils bare; 0 = no such limit
     release_frac_per_h: float = 0.0
 
+    def release_cap_kw(self, stored_kwh: float) -> float:
+        """kW of cooling the store can release holding ``stored_kwh``: its rating, and where
+        set, ``release_frac_per_h`` of what it holds."""
+        if self.release_frac_per_h > 0:
+            return min(self.melt_max_kw, self.release_frac_per_h * stored_kwh)
+        return self.melt_max_kw
+
 
 @dataclass(frozen=True, slots=True)
 class Renewable:
