@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.control import AssetsInvalid, plant_from_assets, tariff_from_table
-from edge.control.scenario import site_tables
+from edge.control.scenario import Park, site_tables
 
 
 def park_assets(name: str) -> dict:  # type: ignore[type-arg]
@@ -100,3 +100,14 @@ def test_tariff_periods_cover_the_day_once() -> None:
     tb = tariff_from_table(park_tariff("b"))
     imp_b, _, _ = tb.series(ZoneInfo("Asia/Shanghai"), np.array([base + 12.5 * 3600]))
     assert imp_b[0] == pytest.approx(1.5131)                   # July critical peak
+
+
+def test_an_ice_stores_release_cap(park_b: Park) -> None:
+    # Park B's store releases at most 85 % of what it holds an hour, within its rating;
+    # a store without that limit releases at its rating whatever it holds
+    from dataclasses import replace as _replace
+
+    st = park_b.plant.ice_stores[0]
+    assert st.release_cap_kw(1e9) == st.melt_max_kw
+    assert st.release_cap_kw(4000.0) == 0.85 * 4000.0
+    assert _replace(st, release_frac_per_h=0.0).release_cap_kw(4000.0) == st.melt_max_kw
