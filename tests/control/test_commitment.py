@@ -215,6 +215,21 @@ def test_a_store_at_its_cap_beside_a_nearly_full_chiller_keeps_room_at_step_0(pa
     assert {u for u, m in minute.items() if m[0] == 1} == {"sch1"}
 
 
+def test_the_reserve_beside_a_melting_store_is_the_smallest_unit_not_the_running_one(park_b: Park) -> None:
+    # Park B summer, 08:00: the store melts 11.4 MW of its 11.9 MW cap, so a chiller runs
+    # beside it for the reserve. A dual chiller started at 07:00 for the morning ramp has
+    # run its 1 h minimum: the screw chiller (160 kW minimum) takes the reserve and the
+    # dual chiller (1,372 kW minimum) stops, instead of running at its minimum into the peak
+    relaxed = {"ice1.melt": 11400.0, "ice1.e": 80000.0}
+    ramp = {"dch1": UnitStatus(1, since_ts=T0 + 7 * 3600)}
+    modes = _relaxed_commit(park_b, relaxed, ramp, at_h=8.0, ice_kwh=80000.0)
+    assert {u for u, m in modes.items() if m[0] == 1} == {"sch1"}
+    # started at 07:30, its minimum run holds it on till 08:30: it is the reserve, no second unit
+    held = {"dch1": UnitStatus(1, since_ts=T0 + 7.5 * 3600)}
+    modes = _relaxed_commit(park_b, relaxed, held, at_h=8.0, ice_kwh=80000.0)
+    assert {u for u, m in modes.items() if m[0] == 1} == {"dch1"}
+
+
 def test_step_0_is_staged_for_the_load_it_ends_on(park_b: Park) -> None:
     # a morning ramp: 1,000 kW of chiller cooling now, 2,300 kW the next step. The screw
     # chiller (1,597 kW) covers now with the reserve, not the ramp's end: step 0 is staged

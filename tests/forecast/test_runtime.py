@@ -236,7 +236,8 @@ def test_site_scale_runs_a_model_for_a_plant_of_another_size(model_dir: Path) ->
 
 def test_skill_guard_benches_a_model_worse_than_its_baseline(model_dir: Path) -> None:
     """A load that repeats exactly week on week: last_week is exact, the model is not, so
-    after a day of realised steps the model stands down (and is still scored)."""
+    after GUARD_MIN_STEPS (three days) of realised steps the model stands down (and is
+    still scored)."""
     from edge.forecast.runtime import GUARD_MIN_STEPS
 
     fc = _forecaster(model_dir)
@@ -276,6 +277,35 @@ def test_skill_guard_hysteresis() -> None:
     t.skill.steps.clear()                   # too few steps: no verdict
     t.skill.steps.append((0.0, 0.0, 1, 500.0, 1.0, 1, 1000.0))
     assert Forecaster._guard(t) == ""
+
+
+def test_skill_guard_needs_three_days_unless_the_model_is_plainly_broken() -> None:
+    """One day of realised steps is enough only for a model whose error is above the load
+    itself; a model merely worse than its baseline over a day keeps running (Park B's
+    6 July: a cool day that "yesterday" got right benched a sound cooling model)."""
+    from edge.forecast.runtime import GUARD_FAST_STEPS, GUARD_MIN_STEPS, GUARD_OFF, Forecaster, _Target
+
+    assert GUARD_FAST_STEPS < GUARD_MIN_STEPS
+    t = _Target("cooling", Path("cooling.onnx"))
+
+    def score(steps: int, model_kw: float, base_kw: float, actual_kw: float) -> str:
+        t.benched = False
+        t.skill.steps.clear()
+        for _ in range(steps):
+            t.skill.steps.append((0.0, 0.0, 1, model_kw, base_kw, 1, actual_kw))
+        return Forecaster._guard(t)
+
+    # a day: 3x the baseline's error, but 80 % of the load: stays
+    assert score(GUARD_FAST_STEPS, 3000.0, 1000.0, 4000.0) == "" and not t.benched
+    # a day: an error above the load (a model 10x off) and above the baseline's: out
+    assert "skill" in score(GUARD_FAST_STEPS, 3000.0, 1000.0, 300.0) and t.benched
+    # above the load but no worse than the baseline: stays
+    assert score(GUARD_FAST_STEPS, 3000.0, 2900.0, 300.0) == ""
+    # three days of the first case: the comparison decides, out
+    assert "skill" in score(GUARD_MIN_STEPS, 3000.0, 1000.0, 4000.0) and t.benched
+    assert score(GUARD_MIN_STEPS, GUARD_OFF * 1000.0 - 1, 1000.0, 4000.0) == ""
+    # less than a day: no verdict at all
+    assert score(GUARD_FAST_STEPS - 1, 3000.0, 1000.0, 300.0) == ""
 
 
 def test_park_b_models_load_and_forecast() -> None:
