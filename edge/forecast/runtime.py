@@ -64,7 +64,7 @@ _SKILL_STEPS = 7 * DAY
 # its error above the load itself (GUARD_GROSS_NMAE, the 10x case above), still stands
 # down after GUARD_FAST_STEPS (a day). Park B summer at 15-min steps 1,034,697 ->
 # 1,034,381 CNY (seed 0; seed 1 -222), Park A summer 295,981 -> 294,729, winter windows
-# within 20 CNY (docs/evaluation.md).
+# within 20 CNY (models/README.md, "The skill guard").
 GUARD_OFF = 1.25
 GUARD_ON = 1.05
 GUARD_MIN_STEPS = 3 * DAY
