@@ -381,9 +381,12 @@ class Forecaster:
             t.benched = model_kw > factor * base_kw
         if not t.benched:
             return ""
+        # under three days of evidence it stood down as plainly broken: say so
+        broken = (f" and above the load's own mean {t.skill.mean_abs_actual_kw():.1f} kW"
+                  if steps < GUARD_MIN_STEPS else "")
         return (f"{t.name}: skill: the model's live mean error {model_kw:.1f} kW over the last "
                 f"{steps} steps is above {factor:.2f}x the {t.baseline} baseline's "
-                f"{base_kw:.1f} kW; baseline in force until the model is back under "
+                f"{base_kw:.1f} kW{broken}; baseline in force until the model is back under "
                 f"{GUARD_ON:.2f}x")
 
     def _run(self, t: _Target, owner: _Target, m: LoadedModel, step: int, y_kw: F64, y_first: int,

@@ -297,12 +297,15 @@ def test_skill_guard_needs_three_days_unless_the_model_is_plainly_broken() -> No
 
     # a day: 3x the baseline's error, but 80 % of the load: stays
     assert score(GUARD_FAST_STEPS, 3000.0, 1000.0, 4000.0) == "" and not t.benched
-    # a day: an error above the load (a model 10x off) and above the baseline's: out
-    assert "skill" in score(GUARD_FAST_STEPS, 3000.0, 1000.0, 300.0) and t.benched
+    # a day: an error above the load (a model 10x off) and above the baseline's: out, and
+    # the reason says why a day was enough
+    why = score(GUARD_FAST_STEPS, 3000.0, 1000.0, 300.0)
+    assert "skill" in why and "above the load's own mean 300.0 kW" in why and t.benched
     # above the load but no worse than the baseline: stays
     assert score(GUARD_FAST_STEPS, 3000.0, 2900.0, 300.0) == ""
     # three days of the first case: the comparison decides, out
-    assert "skill" in score(GUARD_MIN_STEPS, 3000.0, 1000.0, 4000.0) and t.benched
+    why = score(GUARD_MIN_STEPS, 3000.0, 1000.0, 4000.0)
+    assert "skill" in why and "own mean" not in why and t.benched
     assert score(GUARD_MIN_STEPS, GUARD_OFF * 1000.0 - 1, 1000.0, 4000.0) == ""
     # less than a day: no verdict at all
     assert score(GUARD_FAST_STEPS - 1, 3000.0, 1000.0, 300.0) == ""
