@@ -145,8 +145,7 @@ class _Skill:
         em = sum(s[0] for s in self.steps)
         eb = sum(s[1] for s in self.steps)
         n = sum(s[2] for s in self.steps)
-        ysum = sum(s[6] for s in self.steps)
-        norm = norm_kw if norm_kw else (ysum / n if n else 0.0)
+        norm = norm_kw if norm_kw else self.mean_abs_actual_kw()
         if not n or norm <= 0:
             return {"nmae_in_force": None, "nmae_baseline": None, "nmae_model": None, "samples": n}
         mvb = self.model_vs_baseline()
@@ -373,20 +372,18 @@ class Forecaster:
             return ""
         model_kw, base_kw, steps = mvb
         factor = GUARD_ON if t.benched else GUARD_OFF
-        if not t.benched and steps < GUARD_MIN_STEPS:
-            # too little evidence for the comparison; only a plainly broken model stands down
-            t.benched = (model_kw > factor * base_kw
-                         and model_kw > GUARD_GROSS_NMAE * t.skill.mean_abs_actual_kw())
-        else:
-            t.benched = model_kw > factor * base_kw
+        load_kw = t.skill.mean_abs_actual_kw()
+        broken = model_kw > GUARD_GROSS_NMAE * load_kw
+        # under GUARD_MIN_STEPS of evidence only a plainly broken model stands down; once
+        # down, it comes back on the comparison alone (GUARD_ON)
+        few = not t.benched and steps < GUARD_MIN_STEPS
+        t.benched = model_kw > factor * base_kw and (broken or not few)
         if not t.benched:
             return ""
-        # under three days of evidence it stood down as plainly broken: say so
-        broken = (f" and above the load's own mean {t.skill.mean_abs_actual_kw():.1f} kW"
-                  if steps < GUARD_MIN_STEPS else "")
+        why = f" and above the load's own mean {load_kw:.1f} kW" if few else ""
         return (f"{t.name}: skill: the model's live mean error {model_kw:.1f} kW over the last "
                 f"{steps} steps is above {factor:.2f}x the {t.baseline} baseline's "
-                f"{base_kw:.1f} kW{broken}; baseline in force until the model is back under "
+                f"{base_kw:.1f} kW{why}; baseline in force until the model is back under "
                 f"{GUARD_ON:.2f}x")
 
     def _run(self, t: _Target, owner: _Target, m: LoadedModel, step: int, y_kw: F64, y_first: int,

@@ -307,6 +307,14 @@ def test_skill_guard_needs_three_days_unless_the_model_is_plainly_broken() -> No
     why = score(GUARD_MIN_STEPS, 3000.0, 1000.0, 4000.0)
     assert "skill" in why and "own mean" not in why and t.benched
     assert score(GUARD_MIN_STEPS, GUARD_OFF * 1000.0 - 1, 1000.0, 4000.0) == ""
+    # held down under three days by the comparison alone (1.5x, within the load): the
+    # reason no longer claims the error is above the load
+    assert "own mean" in score(GUARD_FAST_STEPS, 3000.0, 1000.0, 300.0) and t.benched
+    t.skill.steps.clear()
+    for _ in range(GUARD_FAST_STEPS + 1):
+        t.skill.steps.append((0.0, 0.0, 1, 1500.0, 1000.0, 1, 4000.0))
+    why = Forecaster._guard(t)
+    assert t.benched and "skill" in why and "own mean" not in why
     # less than a day: no verdict at all
     assert score(GUARD_FAST_STEPS - 1, 3000.0, 1000.0, 300.0) == ""
 
