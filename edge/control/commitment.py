@@ -22,8 +22,8 @@ from edge.control.inputs import local_hour_month
 from edge.control.plant import GAS_CO2_KG_PER_KWH, GAS_KWH_PER_M3, DualChiller, IceStore, PlantModel
 from edge.control.qp import StepGrid, Vec
 
-__all__ = ["RESERVE_FRAC", "STORE_RESERVE_FRAC", "Commitment", "UnitStatus", "commit", "held_in",
-           "ice_windows", "in_window", "min_up_down", "with_cooling"]
+__all__ = ["RESERVE_FRAC", "STORE_RESERVE_FRAC", "Commitment", "UnitStatus", "commit", "held_at_step0",
+           "held_in", "ice_windows", "in_window", "min_up_down", "with_cooling"]
 
 # Thermal units staged for this much above what the relaxation needs of them: a load
 # above the forecast then finds a running unit with room instead of going unserved.
@@ -58,12 +58,23 @@ class Commitment:
 
     def status_after_first(self, now_ts: float,
                            prev: Mapping[str, UnitStatus]) -> dict[str, UnitStatus]:
-        """Unit statuses once step 0 is applied."""
+        """Unit statuses once step 0 is applied.
+
+        A unit with no status before (the controller's first tick, e.g. after a restart)
+        that stays off has been off for as long as anyone knows: ``since_ts`` -inf, so no
+        minimum down time holds it off. Stamped "now", every chiller off at the first tick
+        counted as just stopped and could not start for its hour, however much cooling
+        went unserved (found replaying two ticks from a fresh state). One it runs is
+        stamped now: its minimum run is kept.
+        """
         out = {}
         for u, m in self.mode.items():
             old = prev.get(u)
             mode = int(m[0])
-            out[u] = old if old is not None and old.mode == mode else UnitStatus(mode, now_ts)
+            if old is not None and old.mode == mode:
+                out[u] = old
+            else:
+                out[u] = UnitStatus(mode, -math.inf if old is None and mode == 0 else now_ts)
         return out
 
 
@@ -307,6 +318,34 @@ def with_cooling(plant: PlantModel, grid: StepGrid, now_ts: float, cm: Commitmen
     for u, on in staged.items():
         want[u] = np.where(on > 0, 1, want[u]).astype(np.int64)
     out = _finish(plant, grid, now_ts, want, status, None, ice_kwh, dict(cm.charge_ok),
+                  dict(cm.melt_ok))
+    return replace(out, units=out.units | cm.units, firm_steps=cm.firm_steps)
+
+
+def held_at_step0(plant: PlantModel, grid: StepGrid, now_ts: float, cm: Commitment,
+                  status: Mapping[str, UnitStatus], ice_kwh: Mapping[str, float],
+                  plan_modes: Mapping[str, Vec] | None = None, *, cooling_kw0: float = 0.0,
+                  reserve_frac: float = 0.0) -> Commitment:
+    """``cm`` with every unit's step 0 in its present mode (later steps as ``cm`` has them),
+    then the plan's commitment, minimum times, the charge window and full stores as usual:
+    on/off for a tick within a step period whose start decided it (``controller.decide``).
+
+    A chiller ``cm`` starts now still starts where the chillers cooling now and the ice
+    stores' release (where they may melt) fall short of ``cooling_kw0`` (step 0's cooling
+    forecast, kW) plus ``reserve_frac`` of it: holding on/off is for the rounding's
+    second thoughts, not for a load the running units cannot carry.
+    """
+    want = {u: np.asarray(m, np.int64).copy() for u, m in cm.mode.items()}
+    chillers = {c[0]: c[1] for c in _chillers(plant)}
+    on_kw = sum(cap for u, cap in chillers.items() if (st := status.get(u)) is not None and st.mode == 1)
+    on_kw += sum(s.release_cap_kw(ice_kwh.get(s.name, 0.0)) for s in plant.ice_stores
+                 if float(cm.melt_ok[s.name][0]) > 0.5)
+    short = on_kw < cooling_kw0 * (1.0 + reserve_frac)
+    for u, m in want.items():
+        st = status.get(u)
+        if st is not None and not (short and u in chillers and m[0] == 1):
+            m[0] = st.mode
+    out = _finish(plant, grid, now_ts, want, status, plan_modes, ice_kwh, dict(cm.charge_ok),
                   dict(cm.melt_ok))
     return replace(out, units=out.units | cm.units, firm_steps=cm.firm_steps)
 

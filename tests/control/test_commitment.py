@@ -448,3 +448,91 @@ def test_a_chiller_started_now_is_tried_off_where_the_store_can_melt(park_b: Par
     assert not _store_stands_in(p, inp, _Plan(0.0), np.zeros(1))                        # type: ignore[arg-type]
     near_cap = cap0 - 0.5 * RESERVE_FRAC * cool0
     assert not _store_stands_in(p, inp, _Plan(near_cap), np.zeros(1))                   # type: ignore[arg-type]
+
+
+def test_within_a_step_on_off_holds_unless_the_running_units_fall_short(park_b: Park) -> None:
+    """``held_at_step0``: a tick within the quarter hour keeps step 0's units as they run
+    (a start and a stop the rounding wants now wait for the step's end); a chiller the
+    rounding starts still starts where the running chillers and the store's release cannot
+    carry step 0's cooling with the reserve."""
+    from edge.control.commitment import Commitment, held_at_step0, ice_windows
+
+    p = park_b.plant
+    grid = ControllerState.fresh(park_b.config).grid
+    n, t = grid.n, T0 + 9 * 3600 + 300                  # 09:05: the store may melt
+    charge_ok, melt_ok = ice_windows(p, grid, t)
+    modes = {u.name: np.zeros(n, np.int64) for u in p.switched}
+    modes["bch1"][:] = 1                                 # the rounding starts bch1 now
+    modes["sch1"][:] = 1                                 # and keeps the screw chiller
+    cm = Commitment(modes, melt_ok, charge_ok, frozenset(modes), firm_steps=None)
+    status = {"sch1": UnitStatus(1, t - 3900.0), "bch2": UnitStatus(1, t - 7500.0),
+              "bch1": UnitStatus(0, t - 7500.0)}         # bch2 on past its minimum run
+    full = {s.name: 60000.0 for s in p.ice_stores}
+    held = held_at_step0(p, grid, t, cm, status, full, cooling_kw0=8000.0, reserve_frac=0.05)
+    assert held.mode["bch1"][0] == 0 and held.mode["bch1"][1:].all()     # starts at the step's end
+    assert held.mode["bch2"][0] == 1 and not held.mode["bch2"][1:].any()  # stops then
+    assert held.mode["sch1"].all()
+    assert cm.mode["bch1"][0] == 1                                        # cm untouched
+    # an empty store: sch1 and bch2 (6,521 kW) short of 8,000 kW and the reserve, bch1 starts
+    empty = {s.name: 0.0 for s in p.ice_stores}
+    short = held_at_step0(p, grid, t, cm, status, empty, cooling_kw0=8000.0, reserve_frac=0.05)
+    assert short.mode["bch1"][0] == 1 and short.mode["bch2"][0] == 1
+    # the night's charge window: the store cannot melt, however full it is
+    night = T0 + 23 * 3600 + 300
+    c_ok, m_ok = ice_windows(p, grid, night)
+    at_night = held_at_step0(p, grid, night, replace(cm, melt_ok=m_ok, charge_ok=c_ok), status, full,
+                             cooling_kw0=8000.0, reserve_frac=0.05)
+    assert at_night.mode["bch1"][0] == 1
+
+
+def test_on_off_is_decided_on_the_quarter_hour_with_ticks_finer_than_a_step(park_b: Park) -> None:
+    from edge.control.controller import _within_step
+
+    grid = ControllerState.fresh(park_b.config).grid
+    five = replace(park_b.config, tick_s=300.0)
+    nine = T0 + 9 * 3600
+    assert _within_step(five, grid, nine + 300, nine)               # 09:05 after 09:00: held
+    assert _within_step(five, grid, nine + 840, nine + 600)         # 09:14 after 09:10
+    assert not _within_step(five, grid, nine + 900, nine + 600)     # 09:15: a new step decides
+    assert not _within_step(five, grid, nine + 300, None)           # the first tick decides
+    assert not _within_step(five, grid, nine + 3900, nine)          # after a gap
+    # one decision a step (no tick period, or a tick of a whole step): every tick decides
+    assert not _within_step(park_b.config, grid, nine + 300, nine)
+    assert not _within_step(replace(park_b.config, tick_s=900.0), grid, nine + 300, nine)
+
+
+def test_a_tick_within_the_step_starts_no_chiller_the_running_units_do_not_need(park_b: Park) -> None:
+    # 07:30 decides with one cooling forecast; at 07:35 the forecast is twice that, which
+    # the rounding meets with another chiller (a tick on the quarter hour does), while the
+    # store's release carries it: the units stay as 07:30 left them until 07:45
+    five = replace(park_b.config, tick_s=300.0)
+    t = T0 + 7.5 * 3600
+    fc = park_b.forecast(T0)
+    d0, st = decide(park_b.snapshot(t, ice_frac=0.9), fc, None, ControllerState.fresh(five))
+    assert d0.reason == "optimal"
+    more = replace(fc, cooling_kw=np.asarray(fc.cooling_kw) * 2.0)
+    snap = park_b.snapshot(t + 300, ice_frac=0.9)
+    d_held, st_held = decide(snap, more, None, st)
+    d_new, st_new = decide(snap, more, None, replace(st, last_ts=t - 300.0))
+    assert d_held.reason == d_new.reason == "optimal"
+    running = {u for u, s in st.status.items() if s.mode == 1}
+    assert {u for u, s in st_held.status.items() if s.mode == 1} == running
+    assert {u for u, s in st_new.status.items() if s.mode == 1} != running
+    assert all(abs(r) < 1e-6 for r in d_held.residual_kw.values())
+
+
+def test_a_unit_off_at_the_first_tick_is_not_held_off_by_a_down_time_nobody_saw(park_b: Park) -> None:
+    # after a restart the controller knows no unit's history: the chillers it leaves off at
+    # its first tick may start at the next one (stamped "now", they counted as just stopped
+    # and 11 MW of a doubled cooling forecast went unserved for an hour); a unit it runs
+    # keeps its minimum run
+    t = T0 + 10 * 3600
+    fc = park_b.forecast(T0)
+    _, st = decide(park_b.snapshot(t, ice_frac=0.9), fc, None, ControllerState.fresh(park_b.config))
+    off = {u for u, s in st.status.items() if s.mode == 0}
+    assert off and all(st.status[u].since_ts == -np.inf for u in off)
+    assert all(s.since_ts == t for s in st.status.values() if s.mode != 0)
+    more = replace(fc, cooling_kw=np.asarray(fc.cooling_kw) * 2.0)
+    d1, st1 = decide(park_b.snapshot(t + 900, ice_frac=0.9), more, None, st)
+    assert d1.reason == "optimal" and d1.slack_kw["cooling"] < 1.0, d1.slack_kw
+    assert {u for u, s in st1.status.items() if s.mode == 1} & off
