@@ -51,6 +51,8 @@ __all__ = ["ControllerConfig", "ControllerState", "Decision", "Reason", "SolveSt
            "decide_rules"]
 
 RELAXED = "<relaxed>"     # cache key marker of the commitment's relaxed QP (no unit has this name)
+# ... and of its twin solved only on the quarter hour with ticks finer than a step
+RELAXED_STEP = "<relaxed:step>"
 _PRICE_SAMPLES_PER_STEP = 15   # a price sample a minute of a 15-min step (tariffs change on the minute)
 # Step 0's export this close to the grid's limit is at it. OSQP at eps 1e-3 leaves a binding
 # export row up to ~15 kW inside the limit (the projection closes the balance, not the
@@ -566,18 +568,34 @@ def _model(state: ControllerState, key: frozenset[str]) -> QpModel:
 
 def _relaxed(state: ControllerState, inp: _Inputs, t: float,
              windows: tuple[dict[str, Vec], dict[str, Vec]],
-             prev_kw: Mapping[str, float]) -> dict[str, Vec] | None:
+             prev_kw: Mapping[str, float], *, step_tick: bool = False) -> dict[str, Vec] | None:
     """The QP with every unit available and no minimum loads: what each unit would do if it
     could run at any load. Its per-unit series are what the commitment rounds into whole
     units, so on/off follows the same prices and balances as the dispatch. None when it
-    does not solve (the commitment's merit heuristics then decide)."""
+    does not solve (the commitment's merit heuristics then decide).
+
+    ``step_tick``: the tick on the quarter hour that decides on/off for the step, with
+    ticks finer than a step (``_within_step``). It has a model of its own, warm-started
+    from the last quarter hour's solution shifted by a whole step, as at one decision a
+    step; the ticks within the step (whose relaxation decides only the later steps) keep
+    the other. From the last tick's, shifted by a part of a step, the loose solve (eps
+    1e-3) stayed near a warm start that no longer lines up with the steps, in directions
+    the prices barely tell apart (the ice store's melt against a chiller at the peak),
+    and the rounding followed it. On the quarter-hour hold (``_within_step``), Park B
+    summer at 5-min ticks, seeds 0 / 1 / 2: 1,034,857 / 1,034,671 / 1,036,599 -> 1,034,482 /
+    1,034,514 / 1,036,032 CNY (unserved cooling 28 -> 13 kWh on seed 0), at 1-min ticks
+    1,035,394 -> 1,034,833; Park A summer -195 / -52 CNY at 5 / 1 min, winter -118 / +239,
+    Park B winter +13 / +17. The eps alone (1e-4 on the quarter hours, this model's warm
+    start as before) gained as much on Park B but cost Park A summer +432 at 5 min.
+    """
     p, grid = state.config.plant, state.grid
     if not p.switched:
         return None
-    key = frozenset(u.name for u in p.switched) | {RELAXED}
+    units = frozenset(u.name for u in p.switched)
+    key = units | {RELAXED_STEP if step_tick else RELAXED}
     model = state.cache.get(key)
     if model is None:
-        model = QpModel(p, grid, key - {RELAXED}, eps=state.config.eps)
+        model = QpModel(p, grid, units, eps=state.config.eps)
         state.cache[key] = model
     charge_ok, melt_ok = windows
     # every unit available, but not one its minimum down time holds off: the rounding cannot
@@ -638,9 +656,9 @@ def _within_step(cfg: ControllerConfig, grid: StepGrid, t: float, last_ts: float
     every 15 (a gateway ticking every second would start them for the noise alone). On
     the quarter hour, Park B summer at 5-min ticks: 1,035,278 / 1,035,132 / 1,036,706 ->
     1,034,857 / 1,034,671 / 1,036,599 CNY on seeds 0 / 1 / 2 (exact forecasts 1,034,436 ->
-    1,033,934); Park A summer / winter -506 / -70, Park B winter -57; at 1-min ticks Park
-    A -500 / -303, Park B winter -235, summer +2. One decision a step (the evaluation's
-    15-min default) is unchanged.
+    1,033,908); Park A summer / winter -506 / -70, Park B winter -57; at 1-min ticks Park
+    A -500 / -303, Park B winter -235, summer +2 (before the quarter hour's own relaxation,
+    ``_relaxed``). One decision a step (the evaluation's 15-min default) is unchanged.
     """
     if last_ts is None or _hold_frac(cfg, grid) >= 1.0:
         return False
@@ -779,9 +797,10 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
     fc_ok = forecast.start_ts <= t < forecast.start_ts + forecast.step_s * len(forecast.heat_kw)
     windows = ice_windows(p, grid, t)
     prev_kw = _prev_kw(p, state.last_setpoints)
-    relaxed = None if inp.missing or not fc_ok else _relaxed(state, inp, t, windows, prev_kw)
-    cm = _commitment(cfg, grid, inp, t, state.status, relaxed, windows)
     within = _within_step(cfg, grid, t, state.last_ts)
+    relaxed = None if inp.missing or not fc_ok else _relaxed(
+        state, inp, t, windows, prev_kw, step_tick=not within and _hold_frac(cfg, grid) < 1.0)
+    cm = _commitment(cfg, grid, inp, t, state.status, relaxed, windows)
     if within:
         # on/off as decided at the step's start, unless the running units fall short
         cm = held_at_step0(p, grid, t, cm, state.status, inp.ice_kwh, inp.plan_modes,

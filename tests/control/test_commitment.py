@@ -536,3 +536,20 @@ def test_a_unit_off_at_the_first_tick_is_not_held_off_by_a_down_time_nobody_saw(
     d1, st1 = decide(park_b.snapshot(t + 900, ice_frac=0.9), more, None, st)
     assert d1.reason == "optimal" and d1.slack_kw["cooling"] < 1.0, d1.slack_kw
     assert {u for u, s in st1.status.items() if s.mode == 1} & off
+
+
+def test_the_quarter_hours_relaxation_warm_starts_from_the_last_quarter_hour(park_b: Park) -> None:
+    # ticks every 5 min: the relaxation the quarter hour rounds on/off from is solved on the
+    # quarter hours only (its warm start shifted a whole step); the ticks within the step
+    # solve the other one, for the schedule's later steps
+    from edge.control.controller import RELAXED_STEP
+
+    st = ControllerState.fresh(replace(park_b.config, tick_s=300.0))
+    fc = park_b.forecast(T0)
+    nine = T0 + 9 * 3600
+    for k in range(5):                                   # 09:00 ... 09:20
+        _, st = decide(park_b.snapshot(nine + 300 * k, ice_frac=0.8), fc, None, st)
+    (step_model,) = [m for key, m in st.cache.items() if RELAXED_STEP in key]
+    (tick_model,) = [m for key, m in st.cache.items() if RELAXED in key]
+    assert step_model.warm is not None and step_model.warm[2] == nine + 900       # 09:15
+    assert tick_model.warm is not None and tick_model.warm[2] == nine + 1200      # 09:20
