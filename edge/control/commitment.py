@@ -325,25 +325,55 @@ def with_cooling(plant: PlantModel, grid: StepGrid, now_ts: float, cm: Commitmen
 def held_at_step0(plant: PlantModel, grid: StepGrid, now_ts: float, cm: Commitment,
                   status: Mapping[str, UnitStatus], ice_kwh: Mapping[str, float],
                   plan_modes: Mapping[str, Vec] | None = None, *, cooling_kw0: float = 0.0,
+                  heat_kw0: float = 0.0, elec_net_kw0: float = 0.0,
                   reserve_frac: float = 0.0) -> Commitment:
     """``cm`` with every unit's step 0 in its present mode (later steps as ``cm`` has them),
     then the plan's commitment, minimum times, the charge window and full stores as usual:
     on/off for a tick within a step period whose start decided it (``controller.decide``).
 
-    A chiller ``cm`` starts now still starts where the chillers cooling now and the ice
-    stores' release (where they may melt) fall short of ``cooling_kw0`` (step 0's cooling
-    forecast, kW) plus ``reserve_frac`` of it: holding on/off is for the rounding's
-    second thoughts, not for a load the running units cannot carry.
+    A unit ``cm`` starts now still starts where the units running now fall short of step
+    0's forecast plus ``reserve_frac`` of it: holding on/off is for the rounding's second
+    thoughts, not for a load the running units cannot carry. Chillers: against
+    ``cooling_kw0`` (kW), with the chillers cooling now and the ice stores' release where
+    they may melt. CHPs: against ``heat_kw0``, with the running CHPs' heat and every
+    boiler, or against ``elec_net_kw0`` (electric load less renewables, kW; the chillers'
+    draw is added at a COP of 4) with the grid's import limit, the batteries' discharge
+    and the running CHPs and diesels. Diesels: against the latter. A park whose heat is
+    its CHPs' alone (Park A) would otherwise leave a CHP trip's heat unserved until the
+    quarter hour.
     """
     want = {u: np.asarray(m, np.int64).copy() for u, m in cm.mode.items()}
+
+    def running(u: str) -> bool:
+        st = status.get(u)
+        return st is not None and st.mode == 1
+
     chillers = {c[0]: c[1] for c in _chillers(plant)}
-    on_kw = sum(cap for u, cap in chillers.items() if (st := status.get(u)) is not None and st.mode == 1)
-    on_kw += sum(s.release_cap_kw(ice_kwh.get(s.name, 0.0)) for s in plant.ice_stores
-                 if float(cm.melt_ok[s.name][0]) > 0.5)
-    short = on_kw < cooling_kw0 * (1.0 + reserve_frac)
+    cool_kw = sum(cap for u, cap in chillers.items() if running(u))
+    cool_kw += sum(s.release_cap_kw(ice_kwh.get(s.name, 0.0)) for s in plant.ice_stores
+                   if float(cm.melt_ok[s.name][0]) > 0.5)
+    heat_kw = (sum(c.p_max_kw * c.heat_to_power for c in plant.chps if running(c.name))
+               + sum(b.q_max_kw for b in plant.gas_boilers) + sum(b.q_max_kw for b in plant.electric_boilers))
+    elec_kw = (plant.grid.import_max_kw + sum(b.p_discharge_max_kw for b in plant.batteries)
+               + sum(c.p_max_kw for c in plant.chps if running(c.name))
+               + sum(d.p_max_kw for d in plant.diesels if running(d.name)))
+    more = 1.0 + reserve_frac
+    # short by at least half the smallest unit's minimum load: a trace of heat or power is
+    # what the quarter hour chose to leave (a CHP is not run at its minimum for 10-50 kW
+    # of summer night heat, controller._leaner), not a trip to answer now
+    mins = [c.min_load_frac * c.p_max_kw for c in plant.chps] + [d.min_load_frac * d.p_max_kw
+                                                                  for d in plant.diesels]
+    floor_kw = 0.5 * min(mins, default=0.0)
+    elec_short = (elec_net_kw0 + cooling_kw0 / 4.0) * more - elec_kw > max(floor_kw, TRACE_KW)
+    heat_floor = 0.5 * min((c.min_load_frac * c.p_max_kw * c.heat_to_power for c in plant.chps),
+                           default=0.0)
+    heat_short = heat_kw0 * more - heat_kw > max(heat_floor, TRACE_KW)
+    short = {u: cool_kw < cooling_kw0 * more for u in chillers}
+    short |= {c.name: heat_short or elec_short for c in plant.chps}
+    short |= {d.name: elec_short for d in plant.diesels}
     for u, m in want.items():
         st = status.get(u)
-        if st is not None and not (short and u in chillers and m[0] == 1):
+        if st is not None and not (short.get(u, False) and m[0] == 1):
             m[0] = st.mode
     out = _finish(plant, grid, now_ts, want, status, plan_modes, ice_kwh, dict(cm.charge_ok),
                   dict(cm.melt_ok))

@@ -804,7 +804,8 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
     if within:
         # on/off as decided at the step's start, unless the running units fall short
         cm = held_at_step0(p, grid, t, cm, state.status, inp.ice_kwh, inp.plan_modes,
-                           cooling_kw0=float(inp.cooling_kw[0]),
+                           cooling_kw0=float(inp.cooling_kw[0]), heat_kw0=float(inp.heat_kw[0]),
+                           elec_net_kw0=float(inp.elec_kw[0] - sum(v[0] for v in inp.renewable_kw.values())),
                            reserve_frac=RESERVE_FRAC * _hold_frac(cfg, grid))
     td = _tick_data(cfg, inp, cm, prev_kw)
     detail = ""

@@ -553,3 +553,34 @@ def test_the_quarter_hours_relaxation_warm_starts_from_the_last_quarter_hour(par
     (tick_model,) = [m for key, m in st.cache.items() if RELAXED in key]
     assert step_model.warm is not None and step_model.warm[2] == nine + 900       # 09:15
     assert tick_model.warm is not None and tick_model.warm[2] == nine + 1200      # 09:20
+
+
+def test_within_a_step_a_chp_still_starts_where_the_running_one_cannot_carry_the_heat(park_a: Park) -> None:
+    # Park A's heat is its CHPs' alone: held off till the quarter hour, a second CHP the
+    # rounding starts would leave the heat above the first one's unserved meanwhile
+    from edge.control.commitment import Commitment, held_at_step0, ice_windows
+
+    p = park_a.plant
+    grid = ControllerState.fresh(park_a.config).grid
+    n, t = grid.n, T0 + 9 * 3600 + 300
+    charge_ok, melt_ok = ice_windows(p, grid, t)
+    modes = {u.name: np.zeros(n, np.int64) for u in p.switched}
+    chp1, chp2 = p.chps[0], p.chps[1]
+    modes[chp1.name][:] = 1
+    modes[chp2.name][:] = 1                               # the rounding starts chp2 now
+    cm = Commitment(modes, melt_ok, charge_ok, frozenset(modes), firm_steps=None)
+    status = {chp1.name: UnitStatus(1, t - 7200.0), chp2.name: UnitStatus(0, t - 7200.0)}
+    one_kw = chp1.p_max_kw * chp1.heat_to_power
+    held = held_at_step0(p, grid, t, cm, status, {}, heat_kw0=0.8 * one_kw, reserve_frac=0.05)
+    assert held.mode[chp2.name][0] == 0 and held.mode[chp2.name][1:].all()
+    short = held_at_step0(p, grid, t, cm, status, {}, heat_kw0=1.5 * one_kw, reserve_frac=0.05)
+    assert short.mode[chp2.name][0] == 1
+    # a trace of heat with every CHP off (a summer night): what the quarter hour chose to
+    # leave unserved rather than run a CHP at its minimum load, so nothing starts
+    both_off = {chp1.name: UnitStatus(0, t - 7200.0), chp2.name: UnitStatus(0, t - 7200.0)}
+    trace = held_at_step0(p, grid, t, cm, both_off, {}, heat_kw0=40.0, reserve_frac=0.05)
+    assert trace.mode[chp1.name][0] == 0 and trace.mode[chp2.name][0] == 0
+    # the electric side likewise: a load above the import limit, the battery and chp1
+    elec = p.grid.import_max_kw + sum(b.p_discharge_max_kw for b in p.batteries) + chp1.p_max_kw
+    power = held_at_step0(p, grid, t, cm, status, {}, elec_net_kw0=1.1 * elec, reserve_frac=0.05)
+    assert power.mode[chp2.name][0] == 1
