@@ -35,6 +35,9 @@ RESERVE_FRAC = 0.15
 STORE_RESERVE_FRAC = 0.04
 # Below this a relaxed series is the solver's tolerance (eps 1e-3 MW), not a need.
 TRACE_KW = 10.0
+# Chillers' electric draw where only a rough figure is wanted (the merit heuristics' diesel
+# staging, a shortfall within the step): cooling over this COP (the parks' are 4.5-5.5).
+ROUGH_COP = 4.0
 
 
 
@@ -281,7 +284,7 @@ def commit(plant: PlantModel, grid: StepGrid, now_ts: float, *, heat_kw: Vec, co
     # diesel: only when nothing else can carry the electric load
     firm = (plant.grid.import_max_kw + sum(b.p_discharge_max_kw for b in plant.batteries)
             + sum(c.p_max_kw for c in plant.chps))
-    deficit = np.maximum(0.0, elec_net_kw + need_cool / 4.0 - firm)
+    deficit = np.maximum(0.0, elec_net_kw + need_cool / ROUGH_COP - firm)
     for dg, on in zip(plant.diesels, _stage(deficit, [d.p_max_kw for d in plant.diesels]),
                       strict=True):
         want[dg.name] = on
@@ -337,7 +340,7 @@ def held_at_step0(plant: PlantModel, grid: StepGrid, now_ts: float, cm: Commitme
     ``cooling_kw0`` (kW), with the chillers cooling now and the ice stores' release where
     they may melt. CHPs: against ``heat_kw0``, with the running CHPs' heat and every
     boiler, or against ``elec_net_kw0`` (electric load less renewables, kW; the chillers'
-    draw is added at a COP of 4) with the grid's import limit, the batteries' discharge
+    draw is added at ``ROUGH_COP``) with the grid's import limit, the batteries' discharge
     and the running CHPs and diesels. Diesels: against the latter. A park whose heat is
     its CHPs' alone (Park A) would otherwise leave a CHP trip's heat unserved until the
     quarter hour.
@@ -364,7 +367,7 @@ def held_at_step0(plant: PlantModel, grid: StepGrid, now_ts: float, cm: Commitme
     mins = [c.min_load_frac * c.p_max_kw for c in plant.chps] + [d.min_load_frac * d.p_max_kw
                                                                   for d in plant.diesels]
     floor_kw = 0.5 * min(mins, default=0.0)
-    elec_short = (elec_net_kw0 + cooling_kw0 / 4.0) * more - elec_kw > max(floor_kw, TRACE_KW)
+    elec_short = (elec_net_kw0 + cooling_kw0 / ROUGH_COP) * more - elec_kw > max(floor_kw, TRACE_KW)
     heat_floor = 0.5 * min((c.min_load_frac * c.p_max_kw * c.heat_to_power for c in plant.chps),
                            default=0.0)
     heat_short = heat_kw0 * more - heat_kw > max(heat_floor, TRACE_KW)

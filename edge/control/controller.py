@@ -241,6 +241,12 @@ class _Inputs:
     # how long step 0's setpoints hold, h (the tick period; ``_hold_frac``)
     hold_h: float = math.nan
 
+    @property
+    def net_elec_kw(self) -> Vec:
+        """Electric load less the renewables' forecast, kW per step."""
+        out: Vec = self.elec_kw - sum(self.renewable_kw.values(), np.zeros(len(self.elec_kw)))
+        return out
+
 
 def _export_risk(p: PlantModel, fc: Forecast) -> NDArray[np.bool_]:
     """The forecast's steps where PV and wind at their P90 (P50 where there is none), with
@@ -630,7 +636,7 @@ def _commitment(cfg: ControllerConfig, grid: StepGrid, inp: _Inputs, t: float,
     """This tick's commitment from its inputs and the relaxation (``_relaxed``; None: the
     merit heuristics). The QP benchmark calls it too, so that it commits as ``decide`` does."""
     return commit(cfg.plant, grid, t, heat_kw=inp.heat_kw, cooling_kw=inp.cooling_kw,
-                  elec_net_kw=inp.elec_kw - sum(inp.renewable_kw.values(), np.zeros(grid.n)),
+                  elec_net_kw=inp.net_elec_kw,
                   price_import=inp.price_import, gas_cny_per_m3=inp.gas,
                   carbon_cny_per_t=inp.carbon, ice_kwh=inp.ice_kwh, status=status,
                   plan_modes=inp.plan_modes, relaxed_kw=relaxed, windows=windows,
@@ -805,7 +811,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
         # on/off as decided at the step's start, unless the running units fall short
         cm = held_at_step0(p, grid, t, cm, state.status, inp.ice_kwh, inp.plan_modes,
                            cooling_kw0=float(inp.cooling_kw[0]), heat_kw0=float(inp.heat_kw[0]),
-                           elec_net_kw0=float(inp.elec_kw[0] - sum(v[0] for v in inp.renewable_kw.values())),
+                           elec_net_kw0=float(inp.net_elec_kw[0]),
                            reserve_frac=RESERVE_FRAC * _hold_frac(cfg, grid))
     td = _tick_data(cfg, inp, cm, prev_kw)
     detail = ""
