@@ -248,6 +248,23 @@ def test_step_0_is_staged_for_the_load_it_ends_on(park_b: Park) -> None:
     assert [u for u, m in minute.items() if m[0] == 1] == ["sch1"]
 
 
+def test_the_ramp_term_leaves_out_a_melt_drop_the_store_can_carry(park_b: Park) -> None:
+    # Park B summer, 14:45: the plan melts 11 MW now and hands the load to the two
+    # base-load chillers at 15:00. The store could keep melting (its cap has room next
+    # step), so step 0 is not staged for the hand-over: the base-load chillers start with
+    # the next quarter hour's plan, not at their minimum a quarter hour early in the peak
+    n = ControllerState.fresh(park_b.config).grid.n
+    first = np.arange(n) == 0
+    relaxed = {"ice1.melt": np.where(first, 11000.0, 0.0), "sch1.c": np.where(first, 500.0, 0.0),
+               "bch1.c": np.where(first, 0.0, 4950.0), "bch2.c": np.where(first, 0.0, 4950.0)}
+    full = _relaxed_commit(park_b, {**relaxed, "ice1.e": np.full(n, 60000.0)}, at_h=14.75, ice_kwh=60000.0)
+    assert not {"bch1", "bch2"} & {u for u, m in full.items() if m[0] == 1}, full
+    # a store nearly spent at step 0's end (3 MWh: 2.55 MW of release next step) cannot
+    # carry the hand-over, and the ramp term stages the chillers for it as before
+    spent = _relaxed_commit(park_b, {**relaxed, "ice1.e": np.full(n, 3000.0)}, at_h=14.75, ice_kwh=60000.0)
+    assert {"bch1", "bch2"} <= {u for u, m in spent.items() if m[0] == 1}, spent
+
+
 def test_no_ice_maker_started_for_cooling_where_its_minimum_run_reaches_the_window(park_b: Park) -> None:
     # 9,900 kW on the base-load chillers, 11,385 kW with the reserve: both base-load units
     # and 1,537 kW more. At noon the dual chiller (COP 4.6) takes the rest before the

@@ -457,6 +457,22 @@ def test_a_gas_boiler_fires_where_the_stores_cannot_carry_the_reserve(park_b: Pa
     assert abs(d.residual_kw["heat"]) < 1e-6 and d.slack_kw["heat"] < 1e-9
 
 
+def test_a_gas_boiler_fires_where_the_stores_are_dry_whatever_the_forecast(park_b: Park) -> None:
+    """00:30, a summer night: the stores hold 9 kWh each and the heat forecast is 5 kW, under
+    the trace. Stores that hold less than an hour of a trace cannot pick up a load above the
+    forecast, so a boiler is kept firing at one (Park B summer, 48-h horizon: 10 kW
+    forecast, 53 kW came, 2.4 kWh unserved with every boiler cold)."""
+    n = 300
+    fc = replace(park_b.forecast(T0, n=n), heat_kw=np.full(n, 5.0))
+    t = T0 + 0.5 * 3600
+    snap = park_b.snapshot(t, loads_kw={"heating": 5.0}, heat_store_frac=9.0 / 18000.0)
+    d, _ = decide(snap, fc, None, ControllerState.fresh(park_b.config))
+    assert d.reason == "optimal"
+    gas = [-d.setpoints[f"gb{i}.q_set_kw"] for i in (1, 2, 3)]
+    assert max(gas) >= project.TRACE_KW, gas
+    assert abs(d.residual_kw["heat"]) < 1e-6 and d.slack_kw["heat"] < 1e-9
+
+
 def test_the_heat_networks_deviation_is_made_up_at_step0(park_a: Park) -> None:
     """Park A's district heating water stores what the CHPs and the load do not match; the
     controller reads its supply temperature and makes the deficit up over restore_h."""
