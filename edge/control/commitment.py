@@ -325,6 +325,18 @@ def with_cooling(plant: PlantModel, grid: StepGrid, now_ts: float, cm: Commitmen
     return replace(out, units=out.units | cm.units, firm_steps=cm.firm_steps)
 
 
+def cooling_uncovered(plant: PlantModel, cm: Commitment, ice_kwh: Mapping[str, float]) -> bool:
+    """Whether nothing on at step 0 of ``cm`` can pick up cooling: no chiller in cooling
+    mode, no ice store that may melt and holds a trace's worth of release, and no
+    absorption chiller (which the QP may run on any heat)."""
+    if plant.absorption_chillers:
+        return False
+    if any(int(cm.mode[c[0]][0]) == 1 for c in _chillers(plant) if c[0] in cm.mode):
+        return False
+    return not any(float(cm.melt_ok.get(s.name, np.zeros(1))[0]) > 0.0
+                   and s.release_cap_kw(ice_kwh.get(s.name, 0.0)) > TRACE_KW for s in plant.ice_stores)
+
+
 def held_at_step0(plant: PlantModel, grid: StepGrid, now_ts: float, cm: Commitment,
                   status: Mapping[str, UnitStatus], ice_kwh: Mapping[str, float],
                   plan_modes: Mapping[str, Vec] | None = None, *, cooling_kw0: float = 0.0,

@@ -27,6 +27,7 @@ from edge.control.commitment import (
     Commitment,
     UnitStatus,
     commit,
+    cooling_uncovered,
     held_at_step0,
     held_in,
     ice_windows,
@@ -240,6 +241,8 @@ class _Inputs:
     price_import_now: float = math.nan
     # how long step 0's setpoints hold, h (the tick period; ``_hold_frac``)
     hold_h: float = math.nan
+    # the cooling the park drew at the last reading, kW (NaN: not read)
+    cooling_now_kw: float = math.nan
 
     @property
     def net_elec_kw(self) -> Vec:
@@ -402,6 +405,7 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         if ld.interruptible_frac > 0:
             shed[ld.name] = ld.interruptible_frac * f
     thermal: dict[str, Vec] = {}
+    cooling_now = math.nan
     stored = {"heat": any(e.stored for e in p.electric_boilers), "cooling": bool(p.ice_stores)}
     for kind, raw, p90 in (("heat", fc.heat_kw, fc.heat_p90_kw),
                            ("cooling", fc.cooling_kw, fc.cooling_p90_kw)):
@@ -415,6 +419,8 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
         measured = (sum(v for v in vals if v is not None)
                     if vals and all(v is not None for v in vals) else None)
         thermal[kind] = corrected_series(arr, measured, prev_at(kind, pts), grid, half_h)
+        if kind == "cooling" and measured is not None:
+            cooling_now = measured
         for ld in p.loads:
             dev_k = (_read(snap, ld.network_point, cfg.stale_after_s)
                      if ld.kind == kind and ld.network_point else None)
@@ -432,7 +438,8 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
                      for a in (imp, exp, co2))
     return _Inputs(soc, ice, hs, missing, grid.coarsen(imp), grid.coarsen(exp), grid.coarsen(co2),
                    gas, carbon, diesel, ren, elec, shed, heat, cool, target, modes, plan_id,
-                   fc_trace=traces, price_import_now=now, hold_h=hold_s / 3600.0)
+                   fc_trace=traces, price_import_now=now, hold_h=hold_s / 3600.0,
+                   cooling_now_kw=cooling_now)
 
 
 def _tick_data(cfg: ControllerConfig, inp: _Inputs, cm: Commitment,
@@ -776,17 +783,18 @@ def _store_stands_in(p: PlantModel, inp: _Inputs, model: QpModel, x: Vec) -> boo
 
 def _cheaper(state: ControllerState, inp: _Inputs, t: float, prev_kw: Mapping[str, float],
              current: tuple[Commitment, TickData, QpModel, QpResult], alt: Commitment, *,
-             accept: Callable[[QpModel, QpResult], bool] | None = None
+             accept: Callable[[QpModel, QpResult], bool] | None = None, always: bool = False
              ) -> tuple[Commitment, TickData, QpModel, QpResult]:
     """The tick solved again on commitment ``alt``: whichever plan the QP prices lower (both
-    on the same data; ``alt``'s only where ``accept`` takes it), with both solves' iterations
-    and time counted (each solve has the deadline, so a tick may take two)."""
+    on the same data; ``alt``'s only where ``accept`` takes it; ``always``: ``alt``'s where
+    it solves), with both solves' iterations and time counted (each solve has the
+    deadline, so a tick may take two)."""
     cm, td, model, res = current
     td_alt = _tick_data(state.config, inp, alt, prev_kw)
     model_alt, res_alt = _solve(state, alt, td_alt, t)
     spent = (res.iters + res_alt.iters, res.solve_ms + res_alt.solve_ms)
-    if (res_alt.ok and res_alt.obj_kcny < res.obj_kcny
-            and (accept is None or accept(model_alt, res_alt))):
+    if res_alt.ok and (always or (res_alt.obj_kcny < res.obj_kcny
+                                  and (accept is None or accept(model_alt, res_alt)))):
         cm, td, model, res = alt, td_alt, model_alt, res_alt
     return cm, td, model, replace(res, iters=spent[0], solve_ms=spent[1])
 
@@ -837,6 +845,17 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
             if more is not None:
                 # the same tick with chillers started for the cooling the plan left unserved
                 cm, td, model, res = _cheaper(state, inp, t, prev_kw, (cm, td, model, res), more)
+        if res.ok and inp.cooling_now_kw > TRACE_KW and cooling_uncovered(p, cm, inp.ice_kwh):
+            # The park draws cooling now and nothing on at step 0 would pick it up: a
+            # chiller starts whatever the forecast says. Park B's winter nights draw 15-80
+            # kW while the store charges; the cooling forecast there jumps between 0 and
+            # 100 kW from step to step, and each step it put at 0 stopped the screw chiller
+            # (14-day window, 15-min steps: 71 kWh unserved, the bound 13).
+            first = np.where(np.arange(grid.n) == 0, inp.cooling_now_kw, 0.0)
+            keep = with_cooling(p, grid, t, cm, first, state.status, inp.ice_kwh)
+            if keep is not None:
+                cm, td, model, res = _cheaper(state, inp, t, prev_kw, (cm, td, model, res), keep,
+                                              always=True)
         if res.ok and res.lo is not None and res.up is not None:
             fs = project_first(model, res.x, td, res.lo, res.up,
                                import_headroom_frac=cfg.import_headroom_frac)

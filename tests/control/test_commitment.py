@@ -601,3 +601,27 @@ def test_within_a_step_a_chp_still_starts_where_the_running_one_cannot_carry_the
     elec = p.grid.import_max_kw + sum(b.p_discharge_max_kw for b in p.batteries) + chp1.p_max_kw
     power = held_at_step0(p, grid, t, cm, status, {}, elec_net_kw0=1.1 * elec, reserve_frac=0.05)
     assert power.mode[chp2.name][0] == 1
+
+
+def test_a_chiller_starts_for_cooling_drawn_now_that_nothing_would_pick_up(park_b: Park) -> None:
+    """A winter night: the store charges (it cannot melt) and the park draws 15 kW. The
+    night's cooling forecast jumps from step to step: at 23:15 it said 72 kW, at 23:30 it
+    says 0 for the next half hour, and the last miss carried on it (15 - 72) keeps step 0 at
+    0. The screw chiller, on for two hours, was stopped there and the load went unserved
+    (Park B winter, 71 kWh a fortnight); a chiller now runs whatever the forecast."""
+    n = 300
+    t = T0 + 23.5 * 3600
+    high = replace(park_b.forecast(T0, n=n), cooling_kw=np.full(n, 72.0))
+    zero = replace(park_b.forecast(T0, n=n), cooling_kw=np.zeros(n))
+    chillers = {c.name for c in (*park_b.plant.electric_chillers, *park_b.plant.dual_chillers)}
+
+    def chillers_on(load_kw: float) -> set[str]:
+        _, st = decide(park_b.snapshot(t - 900, ice_frac=0.3, loads_kw={"cooling": load_kw}), high,
+                       None, ControllerState.fresh(park_b.config))
+        st = replace(st, status={**st.status, "sch1": UnitStatus(1, since_ts=t - 7200)})
+        d, st = decide(park_b.snapshot(t, ice_frac=0.3, loads_kw={"cooling": load_kw}), zero, None, st)
+        assert d.reason == "optimal"
+        return {u for u, s in st.status.items() if u in chillers and s.mode == 1}   # 1: cooling
+
+    assert chillers_on(15.0) == {"sch1"}       # kept on: the smallest minimum load
+    assert chillers_on(5.0) == set()           # a trace is not a load to run for
