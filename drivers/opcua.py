@@ -53,6 +53,15 @@ _INT_RANGES: dict[ua.VariantType, tuple[int, int]] = {
 }
 
 
+# A subscription sends nothing while no value changes; a keep-alive at most this far apart
+# says its values still hold. Consumers judge a value by its timestamp (the controller takes
+# one older than its stale_after_s, 5 s, as stale), so an idle ice store's level, unchanged
+# for hours, must be re-confirmed well within that: left at asyncua's default (75 % of the
+# session timeout, 450 s here) it went stale and held Park B's controller in its fallback
+# with the store empty all night.
+KEEPALIVE_S = 1.0
+
+
 class _Session:
     """What one connection resolved: node ids and their variant types."""
 
@@ -62,6 +71,7 @@ class _Session:
         self.by_nodeid = {n.to_string(): name for name, n in nodes.items()}
         self.types: dict[str, ua.VariantType] = {}
         self.unknown: set[str] = set()
+        self.subscription: Any = None
 
 
 class OpcUaClient:
@@ -147,7 +157,21 @@ class OpcUaClient:
             return {n: self._lost_reading(n) for n in wanted}
         if fresh or self.device.subscription is None:
             await self._poll(session, [n for n in wanted if n not in session.unknown])
-        return {n: self._cache.get(n) or self._lost_reading(n) for n in wanted}
+            return {n: self._cache.get(n) or self._lost_reading(n) for n in wanted}
+        out = {n: self._cache.get(n) or self._lost_reading(n) for n in wanted}
+        confirmed = self._confirmed_ts(session)
+        if confirmed is None:
+            return out
+        return {n: Reading(r.value, r.quality, max(r.source_ts, confirmed))
+                if r.quality is Quality.GOOD else r for n, r in out.items()}
+
+    def _confirmed_ts(self, session: _Session) -> float | None:
+        """When the subscription last answered a publish (notifications or a keep-alive):
+        every good value it holds was still the server's then (OPC UA Part 4, 5.13.1)."""
+        last = getattr(session.subscription, "last_publish_at", None)
+        if not isinstance(last, float):
+            return None
+        return self._clock() - (time.monotonic() - last)
 
     async def write(self, point: str, value: float | str) -> None:
         """Write with the variable's own data type.
@@ -288,9 +312,15 @@ class OpcUaClient:
     async def _subscribe(self, session: _Session) -> None:
         sub_spec = self.device.subscription
         assert sub_spec is not None
-        sub = await session.client.create_subscription(
-            sub_spec.publishing_ms, _Handler(self, session)
-        )
+        params = ua.CreateSubscriptionParameters()
+        params.RequestedPublishingInterval = sub_spec.publishing_ms
+        params.RequestedMaxKeepAliveCount = max(1, math.ceil(KEEPALIVE_S * 1000.0 / sub_spec.publishing_ms))
+        params.RequestedLifetimeCount = 10000   # asyncua's default; >= 3 x the keep-alive count
+        params.MaxNotificationsPerPublish = 10000
+        params.PublishingEnabled = True
+        params.Priority = 0
+        sub = await session.client.create_subscription(params, _Handler(self, session))
+        session.subscription = sub
         names = [n for n in session.nodes if n not in session.unknown]
         if not names:
             return

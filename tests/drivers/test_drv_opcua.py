@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
 
-from drivers.opcua import OpcUaClient
+from drivers.opcua import KEEPALIVE_S, OpcUaClient
 from drivers.spec import (
     Access,
     OpcUaDevice,
@@ -180,6 +181,28 @@ async def test_subscription_pushes_changes_and_bad_status(opcua_server: StartPar
         r = await client.read_all()
         assert r["p_kw"].value == 742.5  # the last good value, flagged bad
         assert r["missing"].quality is Quality.BAD
+    finally:
+        await client.close()
+
+
+async def test_a_value_that_holds_still_is_confirmed_by_the_keepalive(opcua_server: StartPark) -> None:
+    """No value changes, so the subscription sends no notification; its keep-alives say the
+    values still hold, and the readings carry that time: an idle ice store's level, unchanged
+    for hours, went stale at 5 s and held Park B's controller in its fallback all night."""
+    port = free_port()
+    await opcua_server(port)
+    client = OpcUaClient(
+        _device(port, subscription=OpcUaSubscription(publishing_ms=50, sampling_ms=20))
+    )
+    try:
+        assert await client.wait_connected(20)
+        await eventually(_quality("p_kw", Quality.GOOD, client, 100.0))
+        first = (await client.read_all())["p_kw"].source_ts
+        await asyncio.sleep(3 * KEEPALIVE_S)
+        r = (await client.read_all())["p_kw"]
+        assert r.quality is Quality.GOOD and r.value == 100.0
+        assert r.source_ts >= first + 2 * KEEPALIVE_S
+        assert time.time() - r.source_ts < 1.5 * KEEPALIVE_S
     finally:
         await client.close()
 
