@@ -849,7 +849,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
             # The park draws cooling now and nothing on at step 0 would pick it up: a
             # chiller starts whatever the forecast says. Park B's winter nights draw 15-80
             # kW while the store charges; the cooling forecast there jumps between 0 and
-            # 100 kW from step to step, and each step it put at 0 stopped the screw chiller
+            # 125 kW from step to step, and each step it put at 0 stopped the screw chiller
             # (14-day window, 15-min steps: 71 kWh unserved, the bound 13).
             first = np.where(np.arange(grid.n) == 0, inp.cooling_now_kw, 0.0)
             keep = with_cooling(p, grid, t, cm, first, state.status, inp.ice_kwh)
