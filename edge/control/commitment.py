@@ -555,7 +555,7 @@ def _round_relaxed(plant: PlantModel, x: Mapping[str, Vec], status: Mapping[str,
             melt = x.get(f"{st.name}.melt")
             if melt is not None:
                 drop = max(float(melt[0]) - float(melt[1]), 0.0)
-                room = max(float(_melt_cap(st, x, ice_kwh, n)[1]) - float(melt[1]), 0.0)
+                room = max(float(_melt_cap(st, x, ice_kwh, 2)[1]) - float(melt[1]), 0.0)
                 rise -= min(drop, room)
         need[0] += hold_frac * max(rise, 0.0)
     free = {c[0]: ~ice_mode.get(c[0], np.zeros(n, bool)) for c in chillers}
