@@ -155,11 +155,11 @@ class OpcUaClient:
         session = self._session
         if session is None:
             return {n: self._lost_reading(n) for n in wanted}
-        if fresh or self.device.subscription is None:
+        polled = fresh or self.device.subscription is None
+        if polled:
             await self._poll(session, [n for n in wanted if n not in session.unknown])
-            return {n: self._cache.get(n) or self._lost_reading(n) for n in wanted}
         out = {n: self._cache.get(n) or self._lost_reading(n) for n in wanted}
-        confirmed = self._confirmed_ts(session)
+        confirmed = None if polled else self._confirmed_ts(session)
         if confirmed is None:
             return out
         return {n: Reading(r.value, r.quality, max(r.source_ts, confirmed))
