@@ -60,6 +60,11 @@ _INT_RANGES: dict[ua.VariantType, tuple[int, int]] = {
 # session timeout, 450 s here) it went stale and held Park B's controller in its fallback
 # with the store empty all night.
 KEEPALIVE_S = 1.0
+# The session the server keeps for us across a broken connection. asyncua asks 1 h; its own
+# servers (the simulated park's) grant at most 10 min and the client logged a warning about
+# the revision on every connect. Longer is not needed: the driver reconnects and subscribes
+# again whatever the server kept.
+SESSION_TIMEOUT_MS = 600_000
 
 
 class _Session:
@@ -245,6 +250,7 @@ class OpcUaClient:
     async def _connect(self) -> Client:
         d = self.device
         client = Client(d.endpoint, timeout=d.timeout_s, watchdog_intervall=max(d.timeout_s, 0.5))
+        client.session_timeout = SESSION_TIMEOUT_MS
         sec = d.security
         if sec.policy is not SecurityPolicy.NONE and sec.mode is not SecurityMode.NONE:
             uri = _application_uri(sec.cert)

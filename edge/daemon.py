@@ -304,7 +304,8 @@ class Daemon:
                 f"devices up {up}/{len(devices)}  overrides {len(self.actuation.overrides)}  "
                 f"outbox {stats.outbox_pending_rows} rows")
         for name, h in devices.items():
-            text += f"\n  {name:<14} {'up' if h['up'] else 'DOWN':<5} polls {h['polls']:<7} {h['last_error']}"
+            state = "up" if h["up"] else "connecting" if h["connecting"] else "DOWN"
+            text += f"\n  {name:<14} {state:<10} polls {h['polls']:<7} {h['last_error']}"
         return doc, text
 
     async def _h_points(self, req: dict[str, Any]) -> tuple[Any, str | None]:

@@ -50,6 +50,43 @@ async def test_every_configured_point_arrives_good(park: Park, daemon: StartDaem
     assert stored.telemetry_rows >= n  # the first tick is a keyframe: every point stored
 
 
+def comm_lost_polls(d: Daemon, device: str) -> float:
+    value: float = d.metrics.poll_errors.labels(device, "comm_lost")._value.get()  # type: ignore[attr-defined]
+    return value
+
+
+async def test_opcua_devices_are_connecting_at_start_not_lost(park: Park, daemon: StartDaemon,
+                                                              tmp_path: Path) -> None:
+    """An OPC UA session comes up in the background, after the worker's first polls: until
+    its first attempt has failed the device is connecting. Every daemon start logged a
+    comm_lost warning for each OPC UA device (8 of 8 on Park A's demo) and counted the
+    polls as failed."""
+    sim = await park()
+    site = site_for(sim, tmp_path)
+    opcua = [dev.name for dev in site.devices if dev.protocol == "opcua"]
+    assert len(opcua) >= 2
+    n = sum(len(dev.points) for dev in site.devices)
+    d = await daemon(site)
+    await eventually(lambda: all_good(d, n), what="every point good")
+    for name in opcua:
+        w = d.acquisition.workers[name]
+        assert comm_lost_polls(d, name) == 0 and w.last_error == "", name
+        assert w.up and not w.connecting
+
+
+async def test_an_opcua_server_down_at_start_is_reported_lost(park: Park, daemon: StartDaemon,
+                                                               tmp_path: Path) -> None:
+    sim = await park()
+    site = site_for(sim, tmp_path)
+    assert sim.opcua is not None
+    await sim.opcua.stop()
+    d = await daemon(site)
+    w = d.acquisition.workers["chp1"]
+    await eventually(lambda: comm_lost_polls(d, "chp1") > 0, what="chp1 reported lost")
+    assert w.last_error == "not connected" and not w.connecting and not w.up
+    assert qualities(d, "chp1.") == {Quality.COMM_LOST}
+
+
 async def test_offline_device_goes_comm_lost_within_two_ticks(park: Park, daemon: StartDaemon,
                                                               tmp_path: Path) -> None:
     sim = await park()

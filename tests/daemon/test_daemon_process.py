@@ -5,6 +5,7 @@ ticks with every point comm-lost, which is also what it must survive."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -83,10 +84,18 @@ def test_ready_watchdog_metrics_and_clean_stop(tmp_path: Path, notify: socket.so
         messages(notify, "READY=1")
         for _ in range(3):
             messages(notify, "WATCHDOG=1")  # fed by completed ticks, devices or not
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        lost = 'parkedge_poll_errors_total{device="chp1",kind="comm_lost"}'
+        end = time.monotonic() + 30  # the limit only stops a hung test
+        while True:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+            # an OPC UA device counts as lost once its first connection attempt has failed
+            # (connecting before: acquisition.CONNECT_GRACE_S), a poll period after the start
+            if lost in text or time.monotonic() > end:
+                break
+            time.sleep(0.2)
         for name in ("parkedge_tick_duration_seconds_bucket", 'parkedge_points{quality="comm_lost"}',
                      'parkedge_device_up{device="bess1",protocol="modbus"} 0.0', "parkedge_store_rows_total",
-                     'parkedge_mode{mode="auto"} 1.0', 'parkedge_poll_errors_total{device="chp1",kind="comm_lost"}'):
+                     'parkedge_mode{mode="auto"} 1.0', lost):
             assert name in text, name
         # gauges read from the store and the uplink: set, and with the values they should have
         assert "parkedge_mqtt_connected 0.0" in text  # mqtt disabled in the site file
@@ -107,6 +116,11 @@ def test_ready_watchdog_metrics_and_clean_stop(tmp_path: Path, notify: socket.so
         proc.kill()
     n, _ = rows(tmp_path / "site.db")
     assert n > 0  # comm-lost points are stored too: an outage is data
+    # every line on stderr is JSON, the libraries' own warnings too (asyncua, pymodbus and
+    # the OPC UA driver log through Python's logging: they came out as bare text)
+    lines = [ln for ln in (tmp_path / "log").read_text().splitlines() if ln.strip()]
+    loggers = {json.loads(ln).get("logger") for ln in lines}
+    assert "pymodbus.logging" in loggers and "drivers.opcua" in loggers
 
 
 def test_kill_9_loses_no_committed_row(tmp_path: Path, notify: socket.socket) -> None:
