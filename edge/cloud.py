@@ -19,6 +19,7 @@ from edge.actuation import Actuation, UnknownPoint
 from edge.config import SiteConfig
 from edge.control import Plan
 from edge.ctl import BadRequest, Handler
+from edge.model import utc_text
 from edge.plan_input import control_plan
 from edge.plans import Ack, Command, DemandResponseCommand, ModeCommand, OverrideCommand, PlanBook, ValidatedPlan
 from edge.signing import trusted_keys_from_config
@@ -119,7 +120,7 @@ class CloudLink:
                    "valid_from_s": vp.valid_from_s, "valid_until_s": vp.valid_until_s, "step_s": vp.step_s,
                    "steps": vp.steps, "commitments": sorted(vp.commitments), "targets": sorted(vp.targets),
                    "weights": dict(vp.weights)}
-            return doc, (f"plan {vp.plan_id} (key {vp.key_id}) in force until {vp.valid_until_s:.0f}, "
+            return doc, (f"plan {vp.plan_id} (key {vp.key_id}) in force until {utc_text(vp.valid_until_s)}, "
                          f"{vp.steps} steps of {vp.step_s} s")
         if action == "load":
             path = Path(str(req.get("file", "")))

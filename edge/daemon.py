@@ -30,7 +30,7 @@ from edge.ctl import BadRequest, Handler
 from edge.ctl import serve as serve_ctl
 from edge.devices import make_client
 from edge.metrics import Metrics
-from edge.model import Snapshot
+from edge.model import Snapshot, utc_text
 from edge.runner import ControlRunner, build_runner
 from edge.store import AuditEntry, Event, Store
 from edge.store import StoreConfig as StoreSettings
@@ -352,7 +352,7 @@ class Daemon:
         if self.controller is None:
             return {"forecast": None}, "no controller: the site has no [assets]"
         doc = self.controller.forecast_summary()
-        text = f"forecast from {doc['origin_ts']} every {doc['step_s']} s" + (
+        text = f"forecast from {utc_text(doc['origin_ts'], self.site.tz)} every {doc['step_s']} s" + (
             f"  ({doc['note']})" if doc["note"] else "")
         for name, t in doc["targets"].items():
             p = t["p50_kw"]

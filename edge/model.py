@@ -9,10 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from drivers.types import Quality
 
-__all__ = ["PointValue", "Quality", "Snapshot", "point_key"]
+__all__ = ["PointValue", "Quality", "Snapshot", "point_key", "utc_text"]
+
+
+def utc_text(ts: float, tz: ZoneInfo | None = None) -> str:
+    """UTC seconds as people read them: ``2026-12-07T17:30:00Z``, and with ``tz`` the
+    site's wall clock after it (``(01:30 Asia/Shanghai)``). JSON keeps the seconds."""
+    t = datetime.fromtimestamp(ts, UTC)
+    text = f"{t:%Y-%m-%dT%H:%M:%S}Z"
+    return text if tz is None else f"{text} ({t.astimezone(tz):%H:%M} {tz.key})"
 
 
 def point_key(device: str, point: str) -> str:

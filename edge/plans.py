@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
+from edge.model import utc_text
 from edge.signing import EnvelopeError, TrustedKeys, load_private_key, open_envelope, seal
 from edge.store import AuditEntry, Event, Store
 
@@ -191,9 +192,6 @@ def _iso(value: object, name: str) -> float:
     return parsed.timestamp()
 
 
-def _fmt(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def _number(value: object, name: str, bounds: tuple[float, float]) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -257,7 +255,7 @@ def parse_plan(body_text: str, key_id: str, site: str, known_units: Collection[s
     valid_from = _iso(body.get("valid_from"), "valid_from")
     valid_until = _iso(body.get("valid_until"), "valid_until")
     if valid_from >= valid_until:
-        raise PlanError(f"valid_from {_fmt(valid_from)} is not before valid_until {_fmt(valid_until)}")
+        raise PlanError(f"valid_from {utc_text(valid_from)} is not before valid_until {utc_text(valid_until)}")
     step_s = body.get("step_s")
     if isinstance(step_s, bool) or not isinstance(step_s, int) or not 60 <= step_s <= 3600:
         raise PlanError(f"step_s: {step_s!r} is not an integer in [60, 3600]")
@@ -321,9 +319,9 @@ def parse_command(body_text: str, key_id: str, site: str, now_s: float,
         raise PlanError(f"site: command is for {body.get('site')!r}, this is {site!r}")
     issued_at = _iso(body.get("issued_at"), "issued_at")
     if issued_at > now_s + _CLOCK_SKEW_S:
-        raise PlanError(f"issued_at {_fmt(issued_at)} is in the future (now {_fmt(now_s)})")
+        raise PlanError(f"issued_at {utc_text(issued_at)} is in the future (now {utc_text(now_s)})")
     if issued_at < now_s - _CMD_MAX_AGE_S:
-        raise PlanError(f"issued_at {_fmt(issued_at)} is older than {_CMD_MAX_AGE_S:.0f} s")
+        raise PlanError(f"issued_at {utc_text(issued_at)} is older than {_CMD_MAX_AGE_S:.0f} s")
     kind = body.get("type")
     common = {"schema", "cmd_id", "site", "issued_at", "type"}
     if kind == "mode":
@@ -349,9 +347,9 @@ def parse_command(body_text: str, key_id: str, site: str, now_s: float,
                   "command")
         start, end = _iso(body.get("start"), "start"), _iso(body.get("end"), "end")
         if start >= end:
-            raise PlanError(f"start {_fmt(start)} is not before end {_fmt(end)}")
+            raise PlanError(f"start {utc_text(start)} is not before end {utc_text(end)}")
         if end <= now_s:
-            raise PlanError(f"end {_fmt(end)} is in the past")
+            raise PlanError(f"end {utc_text(end)} is in the past")
         return DemandResponseCommand(
             cmd_id, key_id, _id(body.get("event_id", cmd_id), "event_id"), start, end,
             _number(body.get("reduction_kw"), "reduction_kw", (0.001, 1e6)),
@@ -452,7 +450,7 @@ class PlanBook:
         self._plans.append(plan)
         self._newest_issued_s = plan.issued_at_s
         log.info("plan_applied", plan_id=plan.plan_id, key_id=plan.key_id,
-                 valid_from=_fmt(plan.valid_from_s), valid_until=_fmt(plan.valid_until_s))
+                 valid_from=utc_text(plan.valid_from_s), valid_until=utc_text(plan.valid_until_s))
         return Ack(plan.plan_id, "applied", ""), plan
 
     def _validate_plan(self, raw: bytes | str, now: float) -> ValidatedPlan:
@@ -465,13 +463,13 @@ class PlanBook:
         if seen is not None:
             raise PlanError(f"replay: plan {plan.plan_id!r} was already received ({seen[0]})")
         if plan.valid_until_s <= now:
-            raise PlanError(f"valid_until {_fmt(plan.valid_until_s)} is in the past "
+            raise PlanError(f"valid_until {utc_text(plan.valid_until_s)} is in the past "
                             f"(plan {plan.plan_id!r}, site {self._site!r})")
         if plan.issued_at_s > now + _CLOCK_SKEW_S:
-            raise PlanError(f"issued_at {_fmt(plan.issued_at_s)} is in the future (now {_fmt(now)})")
+            raise PlanError(f"issued_at {utc_text(plan.issued_at_s)} is in the future (now {utc_text(now)})")
         if plan.issued_at_s <= self._newest_issued_s:
-            raise PlanError(f"issued_at {_fmt(plan.issued_at_s)} is not newer than the plan in "
-                            f"force (issued {_fmt(self._newest_issued_s)})")
+            raise PlanError(f"issued_at {utc_text(plan.issued_at_s)} is not newer than the plan in "
+                            f"force (issued {utc_text(self._newest_issued_s)})")
         return plan
 
     def _record_plan_rejection(self, raw: bytes | str, plan_id: str, reason: str, now: float,
@@ -563,7 +561,7 @@ def _audit_entry(cmd: Command, now: float) -> AuditEntry:
         return AuditEntry(now, cmd.actor, "override", cmd.point, cmd.value, cmd.ttl_s, cmd.reason)
     return AuditEntry(now, cmd.actor, "dr_event", cmd.event_id, cmd.reduction_kw,
                       cmd.end_s - cmd.start_s,
-                      f"{_fmt(cmd.start_s)}..{_fmt(cmd.end_s)} at {cmd.price_cny_per_kwh} CNY/kWh")
+                      f"{utc_text(cmd.start_s)}..{utc_text(cmd.end_s)} at {cmd.price_cny_per_kwh} CNY/kWh")
 
 
 # -- operator commands (wired into `parkedge plan` by edge/cli) ---------------

@@ -8,7 +8,9 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from parkfix import eventually, site_for
@@ -86,7 +88,17 @@ async def test_cli_over_the_socket(park: Park, daemon: StartDaemon, tmp_path: Pa
     code, out, err = await cli(capsys, "plan", "load", str(signed), *sock)
     assert code == 0 and "da-cli-1 applied" in out, err
     code, out, _ = await cli(capsys, "plan", "show", "--json", *sock)
-    assert json.loads(out)["plan_id"] == "da-cli-1"
+    shown = json.loads(out)
+    assert shown["plan_id"] == "da-cli-1"
+    # times as people read them, UTC (and the site's clock where the tariff lives); JSON in seconds
+    code, out, _ = await cli(capsys, "plan", "show", *sock)
+    until = datetime.fromtimestamp(shown["valid_until_s"], UTC)
+    assert code == 0 and f"in force until {until:%Y-%m-%dT%H:%M:%S}Z," in out
+    code, out, _ = await cli(capsys, "forecast", "--json", *sock)
+    origin = datetime.fromtimestamp(json.loads(out)["origin_ts"], UTC)
+    code, out, _ = await cli(capsys, "forecast", *sock)
+    local = origin.astimezone(ZoneInfo("Asia/Shanghai"))
+    assert code == 0 and out.startswith(f"forecast from {origin:%Y-%m-%dT%H:%M:%S}Z ({local:%H:%M} Asia/Shanghai)")
 
     # Tampered: the signature no longer matches; nothing changes.
     env = json.loads(signed.read_text())
