@@ -313,7 +313,7 @@ class Daemon:
         now = time.time()
         rows = {k: {"value": pv.value, "unit": pv.unit, "quality": str(pv.quality),
                     "age_s": round(now - pv.source_ts, 3)} for k, pv in sorted(snap.points.items())}
-        text = "\n".join(f"{k:<34} {v['value']!s:>14} {v['unit']:<6} {v['quality']:<9} {v['age_s']:>7} s"
+        text = "\n".join(f"{k:<34} {_value_text(v['value']):>14} {v['unit']:<6} {v['quality']:<9} {v['age_s']:>7} s"
                          for k, v in rows.items())
         return rows, text
 
@@ -328,7 +328,7 @@ class Daemon:
         pt = worker.cfg.point(point)
         doc = {"device": device, "point": point, "value": reading.value, "unit": pt.unit if pt else "",
                "quality": str(reading.quality), "source_ts": reading.source_ts}
-        return doc, f"{device}.{point} = {reading.value} {doc['unit']} ({reading.quality})"
+        return doc, f"{device}.{point} = {_value_text(reading.value)} {doc['unit']} ({reading.quality})"
 
     async def _h_write(self, req: dict[str, Any]) -> tuple[Any, str | None]:
         key = f"{req['device']}.{req['point']}"
@@ -367,6 +367,17 @@ class Daemon:
         except ValueError as e:
             raise BadRequest(str(e)) from None
         return {"mode": mode}, f"mode {mode}"
+
+
+def _value_text(value: object) -> str:
+    """A reading for the terminal: at most 4 decimals (a float32 register's 20002.16796875
+    kWh reads 20002.168); JSON keeps the value whole."""
+    if isinstance(value, float) and math.isfinite(value):
+        if 0.0 < abs(value) < 1e-3:
+            return f"{value:.3g}"
+        text = f"{value:.4f}".rstrip("0").rstrip(".")
+        return "0" if text in ("", "-0") else text
+    return str(value)
 
 
 def _controller_for(site: SiteConfig, cloud: CloudLink) -> ControlRunner | None:

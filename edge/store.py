@@ -36,6 +36,8 @@ from typing import Any, TextIO
 import sqlite_utils
 import structlog
 
+from edge.model import utc_text
+
 __all__ = [
     "SCHEMA_VERSION",
     "AuditEntry",
@@ -593,6 +595,8 @@ def cmd_buffer_stats(db_path: Path, *, max_bytes: int = 0, as_json: bool = False
         if key == "counters":
             for name, count in sorted(value.items()):
                 print(f"{name:24} {count}", file=out)
+        elif key.endswith("_ts") and isinstance(value, int | float):
+            print(f"{key:24} {utc_text(value)}", file=out)
         else:
             print(f"{key:24} {value}", file=out)
     return 0

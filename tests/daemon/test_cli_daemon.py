@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -77,6 +78,10 @@ async def test_cli_over_the_socket(park: Park, daemon: StartDaemon, tmp_path: Pa
 
     code, out, _ = await cli(capsys, "read", "bess1", "soc_frac", "--json", *sock)
     assert code == 0 and 0.0 <= json.loads(out)["value"] <= 1.0
+    # on the terminal at most 4 decimals (float32 registers printed 20002.16796875 kWh)
+    code, out, _ = await cli(capsys, "points", *sock)
+    values = [line.split()[1] for line in out.splitlines()]
+    assert code == 0 and len(values) == 117 and not [v for v in values if re.search(r"\.\d{5,}$", v)]
 
     # A signed plan loaded by hand is validated like one from the cloud.
     body = tmp_path / "plan.json"

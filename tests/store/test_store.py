@@ -209,6 +209,10 @@ def test_buffer_commands_read_only(tmp_path: Path) -> None:
     assert cmd_buffer_stats(tmp_path / "s.db", as_json=True, out=out) == 0
     stats = json.loads(out.getvalue())
     assert stats["telemetry_rows"] == 3 and stats["outbox_pending_rows"] == 1
+    text = io.StringIO()
+    assert cmd_buffer_stats(tmp_path / "s.db", out=text) == 0
+    # times as people read them on the terminal; the JSON above keeps the seconds
+    assert "telemetry_newest_ts      1970-01-01T00:00:02Z" in text.getvalue().splitlines()
     csv_out = io.StringIO()
     assert cmd_buffer_export(tmp_path / "s.db", csv_out, pending_only=True) == 0
     assert csv_out.getvalue().splitlines() == ["seq,ts,point,value,quality", "3,2.0,a.b,2.5,good"]
