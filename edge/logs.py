@@ -32,7 +32,8 @@ def configure(*, level: str = "info", json: bool = True) -> None:
     )
     # The libraries' own logging (asyncua, pymodbus, paho) in the same JSON lines, named by
     # ``logger``: left to Python's last-resort handler their warnings came out as bare text
-    # among the JSON. Their info chatter stays out (warning and above) unless asked lower.
+    # among the JSON. Warnings and above only, whatever the daemon's level: asyncua's and
+    # pymodbus's info and debug lines come by the hundred a second.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
