@@ -158,6 +158,9 @@ class ControlConfig:
     store_margin_frac: float = 0.4
     # PV and wind planned at P50 + this x (P90 - P50) where the park could be export-limited
     renewable_margin_frac: float = 1.0
+    # a heat forecast's miss carried into later steps halving every this many hours; None:
+    # as every other forecast's (ControllerConfig.heat_carry_half_life_h)
+    heat_carry_half_life_h: float | None = None
     # the QP's steps: (hours, multiple of step_min) spans from now, the last to the
     # horizon's end; None: the controller's default (qp.GRADED)
     layout: tuple[tuple[float, int], ...] | None = None
@@ -373,7 +376,7 @@ def _store_section(r: _Reader, doc: Mapping[str, Any], site_id: str) -> StoreCon
 def _control_section(r: _Reader, doc: Mapping[str, Any]) -> ControlConfig:
     t = r.table(doc, "control", "control")
     r.known(t, "control", {"tick_s", "step_min", "horizon_h", "mode", "stale_after_s", "layout",
-                           "store_margin_frac", "renewable_margin_frac"})
+                           "store_margin_frac", "renewable_margin_frac", "heat_carry_half_life_h"})
     tick_s = r.get(t, "tick_s", "control", float, 1.0,
                    check=lambda v: None if 0.05 <= v <= 60 else "must be within 0.05..60 s")
     step_min = r.get(t, "step_min", "control", int, 15,
@@ -390,6 +393,8 @@ def _control_section(r: _Reader, doc: Mapping[str, Any]) -> ControlConfig:
                                 check=lambda v: None if 0.0 <= v <= 1.0 else "must be within 0..1"),
         renewable_margin_frac=r.get(t, "renewable_margin_frac", "control", float, 1.0,
                                     check=lambda v: None if 0.0 <= v <= 1.0 else "must be within 0..1"),
+        heat_carry_half_life_h=r.get(t, "heat_carry_half_life_h", "control", float, None,
+                                     check=lambda v: None if 0.0 < v <= 168.0 else "must be within 0..168 h"),
         layout=_layout(r, r.get(t, "layout", "control", list, None)),
     )
 

@@ -82,7 +82,8 @@ def controller_config(site: SiteConfig, *, deadline_s: float = 0.05) -> Controll
                             stale_after_s=site.control.stale_after_s, deadline_s=deadline_s,
                             tick_s=site.control.tick_s,
                             store_margin_frac=site.control.store_margin_frac,
-                            renewable_margin_frac=site.control.renewable_margin_frac)
+                            renewable_margin_frac=site.control.renewable_margin_frac,
+                            heat_carry_half_life_h=site.control.heat_carry_half_life_h)
 
 
 @dataclass(frozen=True, slots=True)

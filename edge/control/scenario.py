@@ -138,4 +138,5 @@ def park(name: str, **config: object) -> Park:
     if "layout" not in config:        # the site file's step layout, else the default
         config["layout"] = site.control.layout or GRADED
     config.setdefault("horizon_h", site.control.horizon_h)
+    config.setdefault("heat_carry_half_life_h", site.control.heat_carry_half_life_h)
     return Park(name, plant, ControllerConfig(plant, tariff, **config))  # type: ignore[arg-type]

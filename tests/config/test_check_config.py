@@ -280,3 +280,17 @@ def test_a_margin_is_read_and_checked(key: str, default: float, site_name: str, 
     text = VALID.replace("horizon_h = 24", f"horizon_h = 24\n{key} = {bad}")
     (err,) = errors_of(tmp_path, text, capsys)
     assert f":{line_no(text, key)}: control.{key}: must be within 0..1" in err
+
+
+def test_a_heat_carry_half_life_is_read_and_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.config import embedded_site_path
+    from edge.runner import controller_config
+
+    assert load_site(write(tmp_path, VALID)).control.heat_carry_half_life_h is None
+    good = VALID.replace("horizon_h = 24", "horizon_h = 24\nheat_carry_half_life_h = 12")
+    assert load_site(write(tmp_path, good)).control.heat_carry_half_life_h == 12.0
+    site = load_site(embedded_site_path("park-b"), ["control.heat_carry_half_life_h=6"])
+    assert controller_config(site).heat_carry_half_life_h == 6.0
+    text = VALID.replace("horizon_h = 24", "horizon_h = 24\nheat_carry_half_life_h = 0")
+    (err,) = errors_of(tmp_path, text, capsys)
+    assert f":{line_no(text, 'heat_carry_half_life_h')}: control.heat_carry_half_life_h: must be within" in err

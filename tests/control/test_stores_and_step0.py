@@ -49,6 +49,13 @@ def test_inputs_use_the_last_ticks_forecast(park_b: Park) -> None:
     # switched off: later steps as forecast
     off = _inputs(replace(park_b.config, carry_half_life_h=0.0), grid, snap, fc, None, prev)
     assert np.array_equal(off.heat_kw[1:], first.heat_kw[1:])
+    # heat with a half-life of its own (Park A's site file), the other forecasts as before
+    assert park_b.config.heat_carry_half_life_h is None
+    miss = {**prev, "cooling": _Trace(T0, 900.0, np.full(300, 7000.0))}
+    own = _inputs(replace(park_b.config, heat_carry_half_life_h=24.0), grid, snap, fc, None, miss)
+    both = _inputs(park_b.config, grid, snap, fc, None, miss)
+    assert np.allclose(own.heat_kw[1:], np.maximum(first.heat_kw[1:] + 500.0 * 0.5 ** ((mid[1:] - mid[0]) / 24.0), 0.0))
+    assert np.array_equal(own.cooling_kw, both.cooling_kw) and not np.array_equal(own.heat_kw, both.heat_kw)
 
 
 def test_a_reading_is_compared_with_the_last_forecast_at_the_time_it_was_taken(park_b: Park) -> None:

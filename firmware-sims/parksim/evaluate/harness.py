@@ -685,7 +685,8 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
                            horizon_h=ctl.horizon_h, layout=ctl.layout or GRADED,
                            stale_after_s=STEP_S, deadline_s=0.0, tick_s=STEP_S / ticks_per_step,
                            store_margin_frac=ctl.store_margin_frac,
-                           renewable_margin_frac=ctl.renewable_margin_frac)
+                           renewable_margin_frac=ctl.renewable_margin_frac,
+                           heat_carry_half_life_h=ctl.heat_carry_half_life_h)
     kinds = _kinds(park)
     exo = park.exogenous_at(park.t_s)
     loads_kw = {**exo.loads_kw, "heat": exo.heat_kw, "cool": exo.cool_kw}
