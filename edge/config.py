@@ -165,6 +165,17 @@ class ControlConfig:
     # horizon's end; None: the controller's default (qp.GRADED)
     layout: tuple[tuple[float, int], ...] | None = None
 
+    def planning(self) -> dict[str, Any]:
+        """The keys that shape the plan, as ``ControllerConfig`` keywords: one list for the
+        daemon (``runner.controller_config``), the evaluation harness and the tests' parks
+        (``control.scenario.park``). The step layout only where the site gives one."""
+        out: dict[str, Any] = {"horizon_h": self.horizon_h, "store_margin_frac": self.store_margin_frac,
+                               "renewable_margin_frac": self.renewable_margin_frac,
+                               "heat_carry_half_life_h": self.heat_carry_half_life_h}
+        if self.layout is not None:
+            out["layout"] = self.layout
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class MqttConfig:

@@ -42,7 +42,6 @@ from edge.control import (
     PointLimit,
     decide,
 )
-from edge.control.qp import GRADED
 from edge.control.safety import plant_limits
 from edge.model import Quality, Snapshot
 
@@ -77,13 +76,8 @@ def controller_config(site: SiteConfig, *, deadline_s: float = 0.05) -> Controll
             limits[f"{d.name}.{p.name}"] = PointLimit(
                 lim.min, lim.max, lim.ramp_per_s if lim.ramp_per_s is not None else math.inf, default)
     return ControllerConfig(site.plant, tariff, limits, step_min=float(site.control.step_min),
-                            horizon_h=site.control.horizon_h,
-                            layout=site.control.layout or GRADED,
                             stale_after_s=site.control.stale_after_s, deadline_s=deadline_s,
-                            tick_s=site.control.tick_s,
-                            store_margin_frac=site.control.store_margin_frac,
-                            renewable_margin_frac=site.control.renewable_margin_frac,
-                            heat_carry_half_life_h=site.control.heat_carry_half_life_h)
+                            tick_s=site.control.tick_s, **site.control.planning())
 
 
 @dataclass(frozen=True, slots=True)

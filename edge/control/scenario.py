@@ -18,7 +18,7 @@ import numpy as np
 from edge.control.controller import ControllerConfig
 from edge.control.inputs import Forecast, local_hour_month, tariff_from_table
 from edge.control.plant import PlantModel
-from edge.control.qp import GRADED, Vec
+from edge.control.qp import Vec
 from edge.model import PointValue, Quality, Snapshot
 
 __all__ = ["Park", "park", "site_tables"]
@@ -135,8 +135,6 @@ def park(name: str, **config: object) -> Park:
     site = _site(name)
     plant: PlantModel = site.plant
     tariff = tariff_from_table(site.raw["tariff"])
-    if "layout" not in config:        # the site file's step layout, else the default
-        config["layout"] = site.control.layout or GRADED
-    config.setdefault("horizon_h", site.control.horizon_h)
-    config.setdefault("heat_carry_half_life_h", site.control.heat_carry_half_life_h)
+    # the site file's planning keys (horizon, step layout, margins, carries) unless given
+    config = {**site.control.planning(), **config}
     return Park(name, plant, ControllerConfig(plant, tariff, **config))  # type: ignore[arg-type]

@@ -33,7 +33,6 @@ from numpy.typing import NDArray
 
 from edge.control import ControllerConfig, ControllerState, Forecast, Plan, decide, decide_rules, points
 from edge.control.plant import DIESEL_CO2_KG_PER_KG, DIESEL_KG_PER_L, GAS_CO2_KG_PER_KWH, GAS_KWH_PER_M3
-from edge.control.qp import GRADED
 from edge.model import PointValue, Quality, Snapshot
 
 from ..physics import build_park
@@ -682,11 +681,8 @@ def evaluate(site: str, controller: str, days: float, *, start: date | None = No
     pv_dev = park.devices.get("pv1")
     ctl = esite.control
     cfg = ControllerConfig(esite.plant, esite.tariff, limits=esite.limits, step_min=15,
-                           horizon_h=ctl.horizon_h, layout=ctl.layout or GRADED,
                            stale_after_s=STEP_S, deadline_s=0.0, tick_s=STEP_S / ticks_per_step,
-                           store_margin_frac=ctl.store_margin_frac,
-                           renewable_margin_frac=ctl.renewable_margin_frac,
-                           heat_carry_half_life_h=ctl.heat_carry_half_life_h)
+                           **ctl.planning())
     kinds = _kinds(park)
     exo = park.exogenous_at(park.t_s)
     loads_kw = {**exo.loads_kw, "heat": exo.heat_kw, "cool": exo.cool_kw}
