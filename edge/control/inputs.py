@@ -56,7 +56,7 @@ class Forecast:
     # PV's and wind's P90 (kW, all assets of the kind), where a model gives one (a naive
     # baseline's is not passed, edge.runner.margin_p90): planned towards it where the park
     # could be export-limited (ControllerConfig.renewable_margin_frac); a wind forecast with
-    # one is a model's, which takes its last miss at step 0 only (wind_carry_half_life_h)
+    # one is a model's, whose first steps start from the farm's last output (wind_anchor_half_life_h)
     pv_p90_kw: Vec | None = None
     wind_p90_kw: Vec | None = None
 

@@ -11,7 +11,7 @@ from edge.control import ControllerState, decide, project
 from edge.control.commitment import _melt_short
 from edge.control.controller import _AT_LIMIT_KW, _inputs, _Trace
 from edge.control.scenario import T0, Park
-from edge.control.step0 import CARRY_HALF_LIFE_H, carried
+from edge.control.step0 import CARRY_HALF_LIFE_H, anchored, carried
 from edge.control.step0 import corrected as _step0
 from edge.model import PointValue, Quality, Snapshot
 
@@ -25,6 +25,20 @@ def test_step0_is_the_forecast_corrected_by_its_last_miss() -> None:
     assert _step0(100.0, 0.0, 900.0) == 0.0             # never below zero
     assert _step0(1000.0, 1200.0, None) == 1200.0       # no last forecast: the reading
     assert _step0(1000.0, None, 900.0) == 1000.0        # no reading: the forecast
+
+
+def test_a_series_anchored_on_a_reading_fades_to_the_forecast(park_b: Park) -> None:
+    grid = ControllerState.fresh(park_b.config).grid
+    mid = grid.start_h + grid.dt_h / 2
+    fc = np.full(grid.n, 4000.0)
+    out = anchored(fc, 5000.0, grid, 0.5, max_kw=7500.0)
+    assert out[0] == 5000.0
+    half = int(np.argmin(np.abs(mid - mid[0] - 0.5)))
+    assert np.isclose(out[half], 4000.0 + 1000.0 * 0.5 ** ((mid[half] - mid[0]) / 0.5))
+    assert np.all(np.diff(out) <= 0.0) and np.isclose(out[-1], 4000.0)
+    assert anchored(fc, 9000.0, grid, 0.5, max_kw=7500.0).max() == 7500.0   # within the rating
+    assert anchored(fc, 0.0, grid, 0.5)[1] < 4000.0
+    assert np.array_equal(anchored(fc, 5000.0, grid, 0.0)[1:], fc[1:])     # step 0 only
 
 
 def test_inputs_use_the_last_ticks_forecast(park_b: Park) -> None:
@@ -524,10 +538,13 @@ def test_the_absorption_chillers_cooling_near_its_rating_is_backed_by_an_electri
         assert bool(want["ch1"][0] or want["ch2"][0]) is started, kw
 
 
-def test_a_wind_model_takes_its_miss_at_step_0_only(park_a: Park) -> None:
-    """The wind model reads the farm's last output, so its forecast has the miss in already:
-    carried on as well it counted twice (Park A winter: 331.8 -> 330.7 k CNY without). PV,
-    and wind on a naive baseline (no P90: yesterday's output), carry their miss on."""
+def test_a_wind_model_starts_from_the_farms_output_and_fades_to_the_model(park_a: Park) -> None:
+    """The wind model reads the farm's last output but is worse than it held flat for the
+    first 45 min, so its steps start from the reading and lean on it less every half-life
+    (Park A winter, 15-min steps: -964 / -241 / -1,706 CNY on three seeds); the last
+    tick's forecast plays no part (its miss carried on had counted twice, session 14). PV,
+    and wind on a naive baseline (no P90: yesterday's output), take their miss at step 0
+    and carry it on."""
     grid = ControllerState.fresh(park_a.config).grid
     naive = park_a.forecast(T0, n=300)
     fc = replace(naive, wind_p90_kw=1.2 * np.asarray(naive.wind_kw), pv_p90_kw=None)  # a model's
@@ -539,19 +556,30 @@ def test_a_wind_model_takes_its_miss_at_step_0_only(park_a: Park) -> None:
     names = {r.kind: r.name for r in park_a.plant.renewables}
     prev = {n: _Trace(T0, 900.0, np.full(300, 2500.0)) for n in names.values()}   # +500 kW miss
     pv, wind = names["pv"], names["wind"]
+    hl = park_a.config.wind_anchor_half_life_h
+    assert hl > 0
+    mid = grid.start_h + grid.dt_h / 2
+    weight = 0.5 ** ((mid - mid[0]) / hl)
     for f in (fc, naive):
         first = _inputs(park_a.config, grid, snap, f, None)
         nxt = _inputs(park_a.config, grid, snap, f, None, prev)
         bare = _inputs(park_a.config, grid, base, f, None)                        # no readings
-        for n in (pv, wind):
-            assert np.isclose(nxt.renewable_kw[n][0], bare.renewable_kw[n][0] + 500.0)
+        assert np.isclose(nxt.renewable_kw[pv][0], bare.renewable_kw[pv][0] + 500.0)
         assert np.all(nxt.renewable_kw[pv][1:4] > first.renewable_kw[pv][1:4] + 100.0)
         if f is fc:
-            assert np.array_equal(nxt.renewable_kw[wind][1:], first.renewable_kw[wind][1:])
+            model = bare.renewable_kw[wind]
+            want = np.clip(model + (3000.0 - model[0]) * weight, 0.0, None)
+            want[0] = 3000.0
+            for got in (first, nxt):                   # the last tick's forecast plays no part
+                assert np.allclose(got.renewable_kw[wind], want)
+            assert abs(want[0] - model[0]) > 100.0     # the case moves something
+            far = mid - mid[0] > 6.0
+            assert np.allclose(nxt.renewable_kw[wind][far], model[far], atol=1.0)
         else:                                          # the baseline has not seen the miss
+            assert np.isclose(nxt.renewable_kw[wind][0], bare.renewable_kw[wind][0] + 500.0)
             assert np.all(nxt.renewable_kw[wind][1:4] > first.renewable_kw[wind][1:4] + 100.0)
-    # the model's carry switched on: its later steps move as PV's do
-    on = _inputs(replace(park_a.config, wind_carry_half_life_h=CARRY_HALF_LIFE_H), grid, snap, fc,
-                 None, prev)
-    first = _inputs(park_a.config, grid, snap, fc, None)
-    assert np.all(on.renewable_kw[wind][1:4] > first.renewable_kw[wind][1:4] + 100.0)
+    # the half-life at 0: the reading for step 0 only, the model's from step 1
+    off = _inputs(replace(park_a.config, wind_anchor_half_life_h=0.0), grid, snap, fc, None, prev)
+    bare = _inputs(park_a.config, grid, base, fc, None)
+    assert off.renewable_kw[wind][0] == 3000.0
+    assert np.allclose(off.renewable_kw[wind][1:], bare.renewable_kw[wind][1:])
