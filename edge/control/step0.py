@@ -85,17 +85,13 @@ def corrected_series(forecast_kw: Vec, measured_kw: float | None, prev_fc_kw: fl
 
 def anchored(series_kw: Vec, reading_kw: float, grid: StepGrid, half_life_h: float,
              *, max_kw: float = float("inf")) -> Vec:
-    """``series_kw`` started from the reading: step 0 is ``reading_kw`` and each later step
-    moves by (reading - step 0's forecast) x 0.5 ** (lead from step 0's middle / ``half_life_h``),
-    so the near steps lean on what was just measured and the far ones on the forecast;
-    within [0, ``max_kw``]. ``half_life_h`` <= 0: step 0 only."""
-    out = np.asarray(series_kw, float).copy()
-    if len(out) == 0:
-        return out
-    miss = float(reading_kw) - float(out[0])
-    out[0] = float(reading_kw)
-    if half_life_h > 0 and len(out) > 1:
-        mid = grid.start_h + grid.dt_h / 2
-        out[1:] = out[1:] + miss * 0.5 ** ((mid[1:] - mid[0]) / half_life_h)
-    clipped: Vec = np.clip(out, 0.0, max_kw)
-    return clipped
+    """``series_kw`` started from the reading: step 0 is ``reading_kw`` and the later steps
+    carry (reading - step 0's forecast) on as ``carried`` does, so the near steps lean on what
+    was just measured and the far ones on the forecast; within [0, ``max_kw``].
+    ``half_life_h`` <= 0: step 0 only."""
+    if len(series_kw) == 0:
+        return np.asarray(series_kw, float)
+    out = carried(series_kw, float(reading_kw) - float(series_kw[0]), grid, half_life_h,
+                  max_kw=max_kw)
+    out[0] = min(max(float(reading_kw), 0.0), max_kw)
+    return out
