@@ -164,6 +164,9 @@ class ControlConfig:
     # the QP's steps: (hours, multiple of step_min) spans from now, the last to the
     # horizon's end; None: the controller's default (qp.GRADED)
     layout: tuple[tuple[float, int], ...] | None = None
+    # between two step periods, step 0 runs to the period's end and the later steps keep to
+    # the periods (ControllerConfig.align_steps)
+    align_steps: bool = False
 
     def planning(self) -> dict[str, Any]:
         """The keys that shape the plan, as ``ControllerConfig`` keywords: one list for the
@@ -171,7 +174,8 @@ class ControlConfig:
         (``control.scenario.park``). The step layout only where the site gives one."""
         out: dict[str, Any] = {"horizon_h": self.horizon_h, "store_margin_frac": self.store_margin_frac,
                                "renewable_margin_frac": self.renewable_margin_frac,
-                               "heat_carry_half_life_h": self.heat_carry_half_life_h}
+                               "heat_carry_half_life_h": self.heat_carry_half_life_h,
+                               "align_steps": self.align_steps}
         if self.layout is not None:
             out["layout"] = self.layout
         return out
@@ -387,7 +391,8 @@ def _store_section(r: _Reader, doc: Mapping[str, Any], site_id: str) -> StoreCon
 def _control_section(r: _Reader, doc: Mapping[str, Any]) -> ControlConfig:
     t = r.table(doc, "control", "control")
     r.known(t, "control", {"tick_s", "step_min", "horizon_h", "mode", "stale_after_s", "layout",
-                           "store_margin_frac", "renewable_margin_frac", "heat_carry_half_life_h"})
+                           "store_margin_frac", "renewable_margin_frac", "heat_carry_half_life_h",
+                           "align_steps"})
     tick_s = r.get(t, "tick_s", "control", float, 1.0,
                    check=lambda v: None if 0.05 <= v <= 60 else "must be within 0.05..60 s")
     step_min = r.get(t, "step_min", "control", int, 15,
@@ -396,6 +401,11 @@ def _control_section(r: _Reader, doc: Mapping[str, Any]) -> ControlConfig:
                       check=lambda v: None if 0 < v <= 168 else "must be within 0..168 h")
     if step_min and horizon_h and (horizon_h * 60) % step_min:
         r.error("control.horizon_h", f"{horizon_h} h is not a whole number of {step_min}-min steps")
+    layout = _layout(r, r.get(t, "layout", "control", list, None))
+    align_steps = r.get(t, "align_steps", "control", bool, False)
+    if align_steps and layout is not None and layout[0][1] != 1:
+        r.error("control.align_steps", f"needs the layout's first span in single steps, has "
+                                       f"multiple {layout[0][1]}")
     return ControlConfig(
         tick_s=tick_s, step_min=step_min, horizon_h=horizon_h,
         mode=r.get(t, "mode", "control", str, "auto", check=one_of("auto", "manual", "safe")),
@@ -406,7 +416,7 @@ def _control_section(r: _Reader, doc: Mapping[str, Any]) -> ControlConfig:
                                     check=lambda v: None if 0.0 <= v <= 1.0 else "must be within 0..1"),
         heat_carry_half_life_h=r.get(t, "heat_carry_half_life_h", "control", float, None,
                                      check=lambda v: None if 0.0 < v <= 168.0 else "must be within 0..168 h"),
-        layout=_layout(r, r.get(t, "layout", "control", list, None)),
+        layout=layout, align_steps=align_steps,
     )
 
 

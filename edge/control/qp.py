@@ -53,10 +53,26 @@ class StepGrid:
     dt_h: Vec
     fine_h: float
     fine_count: NDArray[np.int64]       # fine steps in each step
+    # the first fine step's length where it is shorter than ``fine_h`` (a grid aligned with
+    # the clock's periods, ``make_grid(first_h=)``); 0: ``fine_h`` like the others
+    first_fine_h: float = 0.0
 
     @property
     def n(self) -> int:
         return len(self.dt_h)
+
+    def fine_starts_h(self) -> Vec:
+        """Each fine step's start, h from now."""
+        n = int(self.fine_count.sum())
+        first = self.first_fine_h or self.fine_h
+        out: Vec = np.concatenate([[0.0], first + np.arange(n - 1) * self.fine_h])
+        return out
+
+    def fine_lengths_h(self) -> Vec:
+        out: Vec = np.full(int(self.fine_count.sum()), self.fine_h)
+        if self.first_fine_h:
+            out[0] = self.first_fine_h
+        return out
 
     @property
     def start_h(self) -> Vec:
@@ -77,10 +93,16 @@ GRADED: tuple[tuple[float, int], ...] = ((8.0, 1), (8.0, 2), (24.0, 4))
 
 
 def make_grid(horizon_h: float = 24.0, step_min: float = 15.0,
-              layout: tuple[tuple[float, int], ...] | None = None) -> StepGrid:
+              layout: tuple[tuple[float, int], ...] | None = None,
+              *, first_h: float | None = None) -> StepGrid:
     """Uniform steps, or a layout of (hours, multiple of ``step_min``) spans from now.
 
     ``GRADED`` is 8 h at ``step_min``, 8 h at twice that, the rest at four times.
+
+    ``first_h``: the first step lasts this long (less than ``step_min``: the rest of the
+    clock's current period) and every later one starts on the period's boundaries; the same
+    number of steps, the horizon that much shorter. The layout's first step must be one
+    period long.
     """
     fine_h = step_min / 60.0
     n_fine = round(horizon_h / fine_h)
@@ -97,6 +119,12 @@ def make_grid(horizon_h: float = 24.0, step_min: float = 15.0,
                 c.append(k)
                 used += k
         counts = np.array(c, np.int64)
+    if first_h is not None and 0.0 < first_h < fine_h - 1e-9:
+        if counts[0] != 1:
+            raise ValueError(f"layout {layout}: an aligned grid needs a first step of one period")
+        dt = counts * fine_h
+        dt[0] = first_h
+        return StepGrid(dt, fine_h, counts, first_h)
     return StepGrid(counts * fine_h, fine_h, counts)
 
 
@@ -639,8 +667,11 @@ class QpModel:
     def adopt(self, other: QpModel, x: Vec, y: Vec, elapsed_s: float) -> tuple[Vec, Vec]:
         """Another commitment pattern's solution, shifted, as a warm start here: series by
         name (units not in ``other`` start at 0), duals of the rows both share by position
-        (the three balances), the rest 0."""
+        (the three balances), the rest 0. The same units on another grid: all of it."""
         xs, ys = other.shift(x, y, elapsed_s)
+        if other.units == self.units and other.n == self.n and other.m == self.m:
+            # the same units on another step grid (an aligned grid's phase): the same rows
+            return xs, ys
         out = np.zeros(self.n)
         for s, i in self.series.items():
             j = other.series.get(s)

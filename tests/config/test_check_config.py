@@ -294,3 +294,18 @@ def test_a_heat_carry_half_life_is_read_and_checked(tmp_path: Path, capsys: pyte
     text = VALID.replace("horizon_h = 24", "horizon_h = 24\nheat_carry_half_life_h = 0")
     (err,) = errors_of(tmp_path, text, capsys)
     assert f":{line_no(text, 'heat_carry_half_life_h')}: control.heat_carry_half_life_h: must be within" in err
+
+
+def test_aligned_steps_are_read_and_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.config import embedded_site_path
+    from edge.runner import controller_config
+
+    assert load_site(write(tmp_path, VALID)).control.align_steps is False
+    good = VALID.replace("horizon_h = 24", "horizon_h = 24\nalign_steps = true")
+    assert load_site(write(tmp_path, good)).control.align_steps is True
+    assert controller_config(load_site(embedded_site_path("park-a"))).align_steps is True
+    assert controller_config(load_site(embedded_site_path("park-b"))).align_steps is False
+    # its first step is split at the period's end: the layout's first span in single steps
+    text = VALID.replace("horizon_h = 24", "horizon_h = 24\nalign_steps = true\nlayout = [[8, 2], [16, 4]]")
+    (err,) = errors_of(tmp_path, text, capsys)
+    assert f":{line_no(text, 'align_steps')}: control.align_steps: needs the layout's first span" in err

@@ -218,3 +218,61 @@ def test_a_horizon_past_the_forecast_sees_tomorrow_as_today(park_b: Park) -> Non
     d, _ = decide(p36.snapshot(EVENING), fc, None, ControllerState.fresh(p36.config))
     assert d.reason == "optimal", d.detail
     assert all(abs(r) < 1e-6 for r in d.residual_kw.values()), d.residual_kw
+
+
+def test_an_aligned_grid_ends_step_0_at_the_quarter_hour(park_a: Park) -> None:
+    """Between quarter hours Park A's step 0 runs to the quarter hour and the later steps are
+    the forecasts' own quarter hours; on the quarter hour, with aligned steps off or with one
+    decision a step, the steps run 15 min from the tick."""
+    cfg = replace(park_a.config, tick_s=300.0)
+    assert cfg.align_steps                       # Park A's site file
+    st = ControllerState.fresh(cfg)
+    assert np.array_equal(st.grid_at(PEAK).dt_h, st.grid.dt_h)
+    g = st.grid_at(PEAK + 300)
+    assert np.isclose(g.dt_h[0], 10 / 60) and g.n == st.grid.n
+    assert np.array_equal(g.dt_h[1:], st.grid.dt_h[1:])
+    second = ControllerState.fresh(replace(cfg, tick_s=1.0))          # in whole minutes
+    assert np.isclose(second.grid_at(PEAK + 301).dt_h[0], 10 / 60)
+    assert np.isclose(second.grid_at(PEAK + 890).dt_h[0], 1 / 60)
+    for other in (replace(cfg, align_steps=False), replace(cfg, tick_s=None)):
+        assert np.array_equal(ControllerState.fresh(other).grid_at(PEAK + 300).dt_h, st.grid.dt_h)
+    # each later step is one forecast step, not a blend of two (no readings: as forecast)
+    from edge.control.controller import _inputs
+    fc = park_a.forecast(T0)
+    snap = park_a.snapshot(PEAK + 300)
+    k = round((PEAK + 900 - T0) / 900)                # the forecast's 09:15-09:30 step
+    want = sum(float(v[k]) for v in fc.elec_kw.values())
+    aligned = _inputs(cfg, g, snap, fc, None)
+    assert np.isclose(aligned.elec_kw[1], want)
+    from_tick = _inputs(cfg, st.grid, snap, fc, None)
+    assert not np.isclose(from_tick.elec_kw[1], want)
+
+
+def test_aligned_ticks_keep_a_qp_per_phase_and_fall_back(park_a: Park) -> None:
+    cfg = replace(park_a.config, tick_s=300.0)
+    fc = park_a.forecast(T0)
+    st = ControllerState.fresh(cfg)
+    for dt in (0, 300, 600, 900):
+        d, st = decide(park_a.snapshot(PEAK + dt), fc, None, st)
+        assert d.reason == "optimal", d.detail
+        assert all(abs(r) < 1e-6 for r in d.residual_kw.values()), d.residual_kw
+        _within(park_a, dict(d.setpoints))
+    keys = {k for key in st.cache for k in key if k.startswith("first:")}
+    assert keys == {"first:10min", "first:5min"}
+    assert st.last is not None and st.last.model_key in st.cache
+    d, st = decide(park_a.snapshot(PEAK + 1200, quality=Quality.STALE), fc, None, st)
+    assert d.reason == "shifted_previous" and all(abs(r) < 1e-6 for r in d.residual_kw.values())
+
+
+def test_the_qp_cache_is_bounded_and_keeps_the_last_solutions(park_a: Park,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge.control.controller as controller
+    monkeypatch.setattr(controller, "CACHE_MODELS", 3)
+    cfg = replace(park_a.config, tick_s=60.0)
+    fc = park_a.forecast(T0)
+    st = ControllerState.fresh(cfg)
+    for i in range(8):
+        d, st = decide(park_a.snapshot(PEAK + 60 * i), fc, None, st)
+        assert d.reason == "optimal", d.detail
+        assert len(st.cache) <= 3
+        assert st.last is not None and st.last.model_key in st.cache

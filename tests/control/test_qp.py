@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edge.control.bench import _exact, _p_full, _sequence, bench_qp
 from edge.control.qp import GRADED, make_grid
@@ -15,6 +16,18 @@ def test_grids_cover_the_horizon() -> None:
     assert gg.n == 56 and np.isclose(gg.dt_h.sum(), 24.0)
     assert list(gg.dt_h[31:34]) == [0.25, 0.5, 0.5] and gg.dt_h[-1] == 1.0
     assert np.allclose(gg.coarsen(np.arange(96, dtype=float))[31:34], [31, 32.5, 34.5])
+
+
+def test_an_aligned_grid_starts_with_the_rest_of_the_period() -> None:
+    gg = make_grid(24.0, 15.0, GRADED)
+    al = make_grid(24.0, 15.0, GRADED, first_h=10 / 60)
+    assert al.n == gg.n and np.isclose(al.dt_h[0], 10 / 60)
+    assert np.array_equal(al.dt_h[1:], gg.dt_h[1:]) and np.isclose(al.dt_h.sum(), 24.0 - 5 / 60)
+    assert np.allclose(al.fine_starts_h()[:3], [0.0, 10 / 60, 10 / 60 + 0.25])
+    assert np.allclose(al.fine_lengths_h()[:2], [10 / 60, 0.25])
+    assert np.allclose(gg.fine_starts_h()[:2], [0.0, 0.25])
+    with pytest.raises(ValueError, match="first step of one period"):
+        make_grid(24.0, 15.0, ((8.0, 2), (16.0, 4)), first_h=10 / 60)
 
 
 def test_loose_solution_close_to_exact_and_structure_reused() -> None:
