@@ -173,7 +173,7 @@ class _Solution:
     ts: float
     x: Vec
     y: Vec
-    model_key: frozenset[str] = frozenset()   # its QP's key in the cache (the units and phase)
+    model_key: frozenset[str]   # its QP's key in the cache (the units, on an aligned grid the phase)
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,7 +392,7 @@ def _inputs(cfg: ControllerConfig, grid: StepGrid, snap: Snapshot, fc: Forecast,
     # Step 0's loads and renewables are what its setpoints meet until the next tick: taken
     # at the middle of a 15-min step at a 1-min tick, Park A's heat-led CHPs ran down a
     # falling heat load ahead of it and left it unserved (2.0 MWh in the winter fortnight)
-    hold_s = _hold_frac(cfg, grid) * _step0_s(cfg)
+    hold_s = _hold_frac(cfg, grid) * _period_s(grid)
     at = mids.copy()
     at[: int(grid.fine_count[0])] = t + hold_s / 2.0
 
@@ -649,7 +649,8 @@ def _model(state: ControllerState, key: frozenset[str], grid: StepGrid) -> QpMod
 
 def _relaxed(state: ControllerState, inp: _Inputs, t: float,
              windows: tuple[dict[str, Vec], dict[str, Vec]],
-             prev_kw: Mapping[str, float], *, step_tick: bool = False) -> dict[str, Vec] | None:
+             prev_kw: Mapping[str, float], *, step_tick: bool = False,
+             grid: StepGrid | None = None) -> dict[str, Vec] | None:
     """The QP with every unit available and no minimum loads: what each unit would do if it
     could run at any load. Its per-unit series are what the commitment rounds into whole
     units, so on/off follows the same prices and balances as the dispatch. None when it
@@ -669,7 +670,8 @@ def _relaxed(state: ControllerState, inp: _Inputs, t: float,
     Park B winter +13 / +17. The eps alone (1e-4 on the quarter hours, this model's warm
     start as before) gained as much on Park B but cost Park A summer +432 at 5 min.
     """
-    p, grid = state.config.plant, state.grid_at(t)
+    p = state.config.plant
+    grid = grid if grid is not None else state.grid_at(t)        # the tick's, from decide
     if not p.switched:
         return None
     units = frozenset(u.name for u in p.switched)
@@ -718,17 +720,17 @@ def _commitment(cfg: ControllerConfig, grid: StepGrid, inp: _Inputs, t: float,
                   firm_h=cfg.firm_h, hold_frac=_hold_frac(cfg, grid))
 
 
-def _step0_s(cfg: ControllerConfig) -> float:
-    """Step 0's length on the grid from the tick (``ControllerState.grid``), s: an aligned
-    grid's step 0 is the rest of it."""
-    return (cfg.layout[0][1] if cfg.layout else 1) * cfg.step_min * 60.0
+def _period_s(grid: StepGrid) -> float:
+    """Step 0's whole length, s: ``dt_h[0]`` on a grid from the tick; an aligned grid's step 0
+    is the rest of this period."""
+    return float(grid.fine_count[0]) * grid.fine_h * 3600.0
 
 
 def _hold_frac(cfg: ControllerConfig, grid: StepGrid) -> float:
     """The share of step 0 that its setpoints hold: the tick period over step 0's length
     from the tick (an aligned grid's step 0 ends at the period's boundary; the reserves
     that scale with this are for the rise before the next tick, as before)."""
-    step0_s = _step0_s(cfg)
+    step0_s = _period_s(grid)
     if cfg.tick_s is None or cfg.tick_s <= 0 or step0_s <= 0:
         return 1.0
     return min(cfg.tick_s / step0_s, 1.0)
@@ -755,9 +757,11 @@ def _within_step(cfg: ControllerConfig, grid: StepGrid, t: float, last_ts: float
     return math.floor(t / step_s + 1e-6) == math.floor(last_ts / step_s + 1e-6)
 
 
-def _solve(state: ControllerState, cm: Commitment, td: TickData, t: float) -> tuple[QpModel, QpResult]:
-    """The QP for commitment ``cm``, warm-started from the last tick's solution."""
-    model = _model(state, cm.units, state.grid_at(t))
+def _solve(state: ControllerState, cm: Commitment, td: TickData, t: float,
+           grid: StepGrid) -> tuple[QpModel, QpResult]:
+    """The QP for commitment ``cm`` on the tick's ``grid``, warm-started from the last tick's
+    solution."""
+    model = _model(state, cm.units, grid)
     warm = None
     last = state.last
     if last is not None and last.model_key == _cache_key(cm.units, model.grid):
@@ -868,7 +872,7 @@ def _cheaper(state: ControllerState, inp: _Inputs, t: float, prev_kw: Mapping[st
     deadline, so a tick may take two)."""
     cm, td, model, res = current
     td_alt = _tick_data(state.config, inp, alt, prev_kw)
-    model_alt, res_alt = _solve(state, alt, td_alt, t)
+    model_alt, res_alt = _solve(state, alt, td_alt, t, model.grid)
     spent = (res.iters + res_alt.iters, res.solve_ms + res_alt.solve_ms)
     if res_alt.ok and (always or (res_alt.obj_kcny < res.obj_kcny
                                   and (accept is None or accept(model_alt, res_alt)))):
@@ -890,7 +894,8 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
     prev_kw = _prev_kw(p, state.last_setpoints)
     within = _within_step(cfg, grid, t, state.last_ts)
     relaxed = None if inp.missing or not fc_ok else _relaxed(
-        state, inp, t, windows, prev_kw, step_tick=not within and _hold_frac(cfg, grid) < 1.0)
+        state, inp, t, windows, prev_kw, step_tick=not within and _hold_frac(cfg, grid) < 1.0,
+        grid=grid)
     cm = _commitment(cfg, grid, inp, t, state.status, relaxed, windows)
     if within:
         # on/off as decided at the step's start, unless the running units fall short
@@ -903,7 +908,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
     if inp.missing or not fc_ok:
         detail = "stale inputs: " + ", ".join(inp.missing or ["forecast does not cover now"])
     else:
-        model, res = _solve(state, cm, td, t)
+        model, res = _solve(state, cm, td, t, grid)
         lean = (_leaner(cfg, grid, inp, t, state.status, relaxed, windows, cm)
                 if res.ok and not within else None)
         if lean is not None:
