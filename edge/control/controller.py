@@ -55,7 +55,7 @@ RELAXED = "<relaxed>"     # cache key marker of the commitment's relaxed QP (no 
 # ... and of its twin solved only on the quarter hour with ticks finer than a step
 RELAXED_STEP = "<relaxed:step>"
 CACHE_MODELS = 64             # QP structures kept (commitment patterns x aligned phases)
-EPS_SHORT_FLOOR = 0.5         # the least share of eps a short step 0 is solved at (_eps)
+EPS_WITHIN_FRAC = 0.5         # eps's share at ticks within a step period (_eps)
 _PRICE_SAMPLES_PER_STEP = 15   # a price sample a minute of a 15-min step (tariffs change on the minute)
 # Step 0's export this close to the grid's limit is at it. OSQP at eps 1e-3 leaves a binding
 # export row up to ~15 kW inside the limit (the projection closes the balance, not the
@@ -643,33 +643,31 @@ def _model(state: ControllerState, key: frozenset[str], grid: StepGrid) -> QpMod
     ck = _cache_key(key, grid)
     m = state.cache.get(ck)
     if m is None:
-        m = QpModel(state.config.plant, grid, key, eps=_eps(state.config, grid))
+        m = QpModel(state.config.plant, grid, key, eps=state.config.eps)
         _cache_put(state, ck, m)
     return m
 
 
-def _eps(cfg: ControllerConfig, grid: StepGrid) -> float:
-    """OSQP's tolerance for the dispatch QP on ``grid``: ``cfg.eps``, and where step 0 is
-    shorter than a step (an aligned grid between two periods) that times step 0's share of
-    a step, at least ``EPS_SHORT_FLOOR`` of it.
+def _eps(cfg: ControllerConfig, *, within: bool) -> float:
+    """OSQP's tolerance for this tick's dispatch QP: ``cfg.eps`` on the step period's
+    boundary (the quarter hour, and every tick at one decision a step), ``EPS_WITHIN_FRAC``
+    of it at the ticks within the period (``_within_step``).
 
-    A step 0 of 5 min weighs each kW at a third of a quarter hour's price while OSQP's
-    stopping test stays the same, and the plan, solved from the last tick's warm start,
-    stopped further from the optimum (session 6 saw the ice melt at step 0 turn arbitrary).
-    With exact forecasts at 5-min ticks Park B summer cost 1,034,101 CNY aligned against
-    1,033,506 from the tick (its heat-storage boilers trickle-charged 2.5-4.4 kW through
-    the day at day prices, 1 kW from the tick), and 1,033,517 with the tolerance in
-    proportion. Scaling step 0's columns instead (the same eps on a quarter hour's units)
-    gained nothing (1,034,233): it is the whole plan that the looser stop leaves behind.
-    The floor bounds the solve time where step 0 is a few minutes (the daemon's solves
-    have a 50 ms deadline): Park A summer at 1-min ticks, QP p99 10 ms at ``cfg.eps``, 65
-    ms in proportion, 40 ms at a floor of 1/3, 20 ms at 1/2 (cost -536 / -489 / -231 CNY
-    against ``cfg.eps``). Figures for every row in the README (session 22).
+    Such a tick re-plans from a warm start a few minutes old, and at eps 1e-3 OSQP stopped
+    near it: with exact forecasts at 5-min ticks Park B summer cost 1,034,101 CNY on the
+    aligned grid against 1,033,506 from the tick, the loss spread over every daytime hour
+    (its heat-storage boilers trickle-charged 2.5-4.4 kW through the day at day prices, 1
+    kW from the tick), and with eps in proportion to step 0's share of a step 1,033,517;
+    a 5-min step 0 weighs each kW at a third of a quarter hour's price under the same
+    stopping test. Scaling step 0's columns instead gained nothing (1,034,233): it is the
+    whole plan that the looser stop leaves behind. From the tick too, at half the eps,
+    Park B summer at 5 / 1-min ticks -81 / -169 CNY, winter at 5 min +94. Not tighter, for
+    the solve time (the daemon's solves have a 50 ms deadline): Park A summer at 1-min
+    ticks, QP p99 10 ms at eps, 42 ms at half, 65 ms with eps in proportion to step 0's
+    share (eps / 15 where step 0 is a minute). Figures for every row:
+    docs/controller-history.md, session 22.
     """
-    share = float(grid.dt_h[0]) / grid.fine_h
-    if share >= 1.0 - 1e-9:
-        return cfg.eps
-    return cfg.eps * max(share, EPS_SHORT_FLOOR)
+    return cfg.eps * EPS_WITHIN_FRAC if within else cfg.eps
 
 
 def _relaxed(state: ControllerState, inp: _Inputs, t: float,
@@ -787,6 +785,7 @@ def _solve(state: ControllerState, cm: Commitment, td: TickData, t: float,
     """The QP for commitment ``cm`` on the tick's ``grid``, warm-started from the last tick's
     solution."""
     model = _model(state, cm.units, grid)
+    model.eps = _eps(state.config, within=_within_step(state.config, grid, t, state.last_ts))
     warm = None
     last = state.last
     if last is not None and last.model_key == _cache_key(cm.units, model.grid):

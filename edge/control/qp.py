@@ -230,6 +230,7 @@ class QpModel:
         self.warm: tuple[Vec, Vec, float] | None = None
         self._px: Vec | None = None
         self._limit = -1.0
+        self._eps_set = self.eps
 
     # -- structure ---------------------------------------------------------------------
 
@@ -598,6 +599,7 @@ class QpModel:
     def setup(self, obj: Objective, mask: Vec, q: Vec, lo: Vec, up: Vec) -> None:
         P = self.p_matrix(obj, mask)
         self._px = P.data.copy()
+        self._eps_set = self.eps
         self._solver = osqp.OSQP()
         # measured on the Park A rolling benchmark (docs/control.md): the duality-gap check
         # and adaptive rho each cost 2-3x the iterations here; Ruiz scaling made it worse
@@ -623,6 +625,10 @@ class QpModel:
                 self._px = px
             self._solver.update(q=q, l=lo, u=up)
         assert self._solver is not None
+        if self.eps != self._eps_set:
+            # the caller asks this tick for another tolerance (controller._eps)
+            self._solver.update_settings(eps_abs=self.eps, eps_rel=self.eps)
+            self._eps_set = self.eps
         limit = time_limit_s if time_limit_s > 0 else 1e10
         if limit != self._limit:
             self._solver.update_settings(time_limit=limit)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge.control import ControllerState, Plan, PointLimit, decide, decide_rules
-from edge.control.controller import EPS_SHORT_FLOOR, RELAXED, RELAXED_STEP, _eps
+from edge.control.controller import EPS_WITHIN_FRAC, RELAXED, _eps
 from edge.control.inputs import extended_daily
 from edge.control.safety import clamp, plant_limits
 from edge.control.scenario import T0, Park, park
@@ -259,24 +259,30 @@ def test_aligned_ticks_keep_a_qp_per_phase_and_fall_back(park_a: Park) -> None:
         _within(park_a, dict(d.setpoints))
     keys = {k for key in st.cache for k in key if k.startswith("first:")}
     assert keys == {"first:10min", "first:5min"}
-    # a short step 0 is solved at a tolerance in proportion to its share of a step
-    eps = {next((k for k in key if k.startswith("first:")), "whole"): m.eps
-           for key, m in st.cache.items() if not key & {RELAXED, RELAXED_STEP}}
-    assert eps == pytest.approx({"whole": cfg.eps, "first:10min": cfg.eps * 2 / 3,
-                                 "first:5min": cfg.eps * max(1 / 3, EPS_SHORT_FLOOR)})
     assert st.last is not None and st.last.model_key in st.cache
     d, st = decide(park_a.snapshot(PEAK + 1200, quality=Quality.STALE), fc, None, st)
     assert d.reason == "shifted_previous" and all(abs(r) < 1e-6 for r in d.residual_kw.values())
 
 
-def test_a_short_step_0_is_solved_tighter_down_to_a_floor(park_a: Park) -> None:
-    st = ControllerState.fresh(replace(park_a.config, tick_s=1.0))
-    cfg = st.config
-    assert _eps(cfg, st.grid_at(PEAK)) == cfg.eps                        # on the quarter hour
-    assert _eps(cfg, st.grid_at(PEAK + 301)) == pytest.approx(cfg.eps * 10 / 15)
-    assert _eps(cfg, st.grid_at(PEAK + 890)) == pytest.approx(cfg.eps * EPS_SHORT_FLOOR)
-    unaligned = ControllerState.fresh(replace(cfg, align_steps=False))
-    assert _eps(cfg, unaligned.grid_at(PEAK + 890)) == cfg.eps
+def test_ticks_within_a_step_solve_at_a_tighter_tolerance(park_a: Park) -> None:
+    """On the quarter hour the dispatch QP stops at ``eps``, at the ticks within it at
+    ``EPS_WITHIN_FRAC`` of it, aligned or not; one decision a step always at ``eps``."""
+    fc = park_a.forecast(T0)
+    for aligned in (True, False):
+        cfg = replace(park_a.config, tick_s=300.0, align_steps=aligned)
+        st = ControllerState.fresh(cfg)
+        for dt, within in ((0, False), (300, True), (600, True), (900, False)):
+            d, st = decide(park_a.snapshot(PEAK + dt), fc, None, st)
+            assert d.reason == "optimal", d.detail
+            assert st.last is not None
+            used = st.cache[st.last.model_key]
+            assert used.eps == pytest.approx(cfg.eps * (EPS_WITHIN_FRAC if within else 1.0))
+            assert used._eps_set == used.eps            # the solver ran at it
+    assert _eps(park_a.config, within=False) == park_a.config.eps
+    st = ControllerState.fresh(replace(park_a.config, tick_s=None))
+    for dt in (0, 900):
+        d, st = decide(park_a.snapshot(PEAK + dt), fc, None, st)
+        assert st.last is not None and st.cache[st.last.model_key].eps == park_a.config.eps
 
 
 def test_the_qp_cache_is_bounded_and_keeps_the_last_solutions(park_a: Park,
