@@ -663,8 +663,8 @@ def _eps(cfg: ControllerConfig, *, within: bool) -> float:
     whole plan that the looser stop leaves behind. From the tick too, at half the eps,
     Park B summer at 5 / 1-min ticks -81 / -169 CNY, winter at 5 min +94. Not tighter, for
     the solve time (the daemon's solves have a 50 ms deadline): Park A summer at 1-min
-    ticks, QP p99 10 ms at eps, 42 ms at half, 65 ms with eps in proportion to step 0's
-    share (eps / 15 where step 0 is a minute). Figures for every row:
+    ticks, QP p99 10 ms at eps, 42 ms at half (two runs beside a CI run), 65 ms with eps in
+    proportion to step 0's share (eps / 15 where step 0 is a minute). Figures for every row:
     docs/controller-history.md, session 22.
     """
     return cfg.eps * EPS_WITHIN_FRAC if within else cfg.eps
@@ -781,11 +781,11 @@ def _within_step(cfg: ControllerConfig, grid: StepGrid, t: float, last_ts: float
 
 
 def _solve(state: ControllerState, cm: Commitment, td: TickData, t: float,
-           grid: StepGrid) -> tuple[QpModel, QpResult]:
-    """The QP for commitment ``cm`` on the tick's ``grid``, warm-started from the last tick's
-    solution."""
+           grid: StepGrid, eps: float) -> tuple[QpModel, QpResult]:
+    """The QP for commitment ``cm`` on the tick's ``grid`` at the tick's tolerance (``_eps``),
+    warm-started from the last tick's solution."""
     model = _model(state, cm.units, grid)
-    model.eps = _eps(state.config, within=_within_step(state.config, grid, t, state.last_ts))
+    model.eps = eps
     warm = None
     last = state.last
     if last is not None and last.model_key == _cache_key(cm.units, model.grid):
@@ -896,7 +896,7 @@ def _cheaper(state: ControllerState, inp: _Inputs, t: float, prev_kw: Mapping[st
     deadline, so a tick may take two)."""
     cm, td, model, res = current
     td_alt = _tick_data(state.config, inp, alt, prev_kw)
-    model_alt, res_alt = _solve(state, alt, td_alt, t, model.grid)
+    model_alt, res_alt = _solve(state, alt, td_alt, t, model.grid, model.eps)
     spent = (res.iters + res_alt.iters, res.solve_ms + res_alt.solve_ms)
     if res_alt.ok and (always or (res_alt.obj_kcny < res.obj_kcny
                                   and (accept is None or accept(model_alt, res_alt)))):
@@ -932,7 +932,7 @@ def decide(snapshot: Snapshot, forecast: Forecast, plan: Plan | None,
     if inp.missing or not fc_ok:
         detail = "stale inputs: " + ", ".join(inp.missing or ["forecast does not cover now"])
     else:
-        model, res = _solve(state, cm, td, t, grid)
+        model, res = _solve(state, cm, td, t, grid, _eps(cfg, within=within))
         lean = (_leaner(cfg, grid, inp, t, state.status, relaxed, windows, cm)
                 if res.ok and not within else None)
         if lean is not None:
