@@ -277,6 +277,20 @@ class Objective:
     # without the term).
     flow_loss_frac_at_rated: float = 0.02
     loss_cny_per_kwh: float = 0.6
+    # Energy left in a store at the horizon's end is worth what refilling it would cost
+    # (QpModel.vectors): from the grid at the horizon's cheapest import, or from a surplus
+    # the park would otherwise export at the export price. A day ahead, which of the two
+    # will refill it is not known; the value is taken this fraction of the way from the
+    # first to the second. At 0 (the grid alone), Park A's battery took the night's wind
+    # at the 0.28 CNY/kWh valley export plus 0.08 of wear to hold it to the horizon's end
+    # at 0.41, and went into the next windy spell fuller than the bound, which exported
+    # that night and filled from the wind (winter fortnight, 6-7 January: the export limit
+    # reached for 18 h with the battery 0.36 of its capacity fuller, wind curtailed). At 1
+    # (the export alone), each plan sold its stores down by the horizon's end. A valuation
+    # for Park A's tariff, not a derivation: the gain starts below its night export plus
+    # wear (0.36) and ends below its night export (0.28); session 23's scan and figures are
+    # in docs/controller-history.md.
+    end_value_export_frac: float = 0.4
 
 
 @dataclass(frozen=True, slots=True)

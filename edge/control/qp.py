@@ -445,11 +445,15 @@ class QpModel:
         up[self.sl("grid.imp")] = p.grid.import_max_kw * mw
         up[self.sl("grid.exp")] = p.grid.export_max_kw * mw
         # Energy left in a store at the horizon's end is worth what refilling it would cost
-        # at the horizon's cheapest import (as the evaluation values it). Valued at 0.9 x
+        # at the horizon's cheapest import (as the evaluation values it), taken part of the
+        # way down to the cheapest export a surplus refilling it would forgo
+        # (Objective.end_value_export_frac). Valued at 0.9 x
         # the mean price before, a store was worth more at the end than it cost to fill,
         # so Park B kept its ice store full all winter for 8 MWh a day of cooling, losing
         # 0.5 %/h of 90 MWh, and ran chillers rather than melt ice it "needed" at the end.
         refill = float(np.min(td.price_import + carbon * td.grid_co2 + ng))
+        forgone = float(np.min(np.minimum(td.price_export, td.price_import)))
+        refill -= ob.end_value_export_frac * max(refill - forgone, 0.0)
         # minimum loads hold only for committed units, and only over the firm steps
         firm = np.zeros(N) if td.relaxed else (np.arange(N) < (N if td.firm_steps is None
                                                                else td.firm_steps)).astype(float)

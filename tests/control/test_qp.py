@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -68,10 +70,51 @@ def test_feed_in_above_the_import_price_does_not_import_and_export_at_once() -> 
     exported kWh at no more than an imported one costs (net metering, convex)."""
     from dataclasses import replace
 
+    from edge.control.qp import QpModel
+
+    pk, grid, cm, td = _park_a_tick()
+    td = replace(td, price_import=np.full(grid.n, 0.05), price_export=np.full(grid.n, 0.4155), carbon_cny_per_t=0.0)
+    m = QpModel(pk.plant, grid, cm.units, eps=1e-5)
+    q, lo, up, mask = m.vectors(td)
+    m.setup(td.objective, mask, q, lo, up)
+    res = m.solve_vectors(q, lo, up, m.p_matrix(td.objective, mask).data, None, 0.0, td.objective, mask)
+    assert res.ok
+    both = np.minimum(res.x[m.sl("grid.imp")], res.x[m.sl("grid.exp")]) * 1e3   # kW
+    assert both.max() < 50.0, both
+
+
+def test_a_store_left_at_the_horizon_end_is_worth_between_a_grid_and_a_surplus_refill() -> None:
+    """The battery's energy at the horizon's end is credited at the horizon's cheapest
+    import (with carbon and the non-green weight), taken ``end_value_export_frac`` of the
+    way down to the cheapest export a surplus would forgo: 0 credits the grid refill alone,
+    1 the forgone export alone (Objective.end_value_export_frac)."""
+    from dataclasses import replace
+
+    from edge.control.qp import E_MWH, QpModel
+
+    pk, grid, cm, td = _park_a_tick()
+    imp = np.full(grid.n, 0.92)
+    imp[10] = 0.32                               # the cheapest import
+    exp = np.full(grid.n, 0.62)
+    exp[20] = 0.20                               # the cheapest export
+    td = replace(td, price_import=imp, price_export=exp, carbon_cny_per_t=0.0)
+    m = QpModel(pk.plant, grid, cm.units, eps=1e-5)
+    bess = pk.plant.batteries[0]
+    ng = td.objective.non_green_cny_per_kwh
+    for frac in (0.0, 0.4, 1.0):
+        tdf = replace(td, objective=replace(td.objective, end_value_export_frac=frac))
+        q, _, _, _ = m.vectors(tdf)
+        grid_refill = 0.32 + ng
+        want = grid_refill - frac * (grid_refill - 0.20)
+        got = -q[m.sl(f"{bess.name}.e").stop - 1] * bess.eta_charge / E_MWH
+        assert got == pytest.approx(want, rel=1e-9), frac
+
+
+def _park_a_tick() -> tuple[Any, Any, Any, Any]:
+    """Park A at 06:00 of the bench's day: the park, its grid, the commitment, the tick's data."""
     from edge.control.bench import T0, _inputs, _tick_data, park
     from edge.control.commitment import commit
     from edge.control.controller import ControllerState
-    from edge.control.qp import QpModel
 
     pk = park("a", deadline_s=0.0, layout=GRADED, eps=1e-4)
     grid = ControllerState.fresh(pk.config).grid
@@ -83,11 +126,4 @@ def test_feed_in_above_the_import_price_does_not_import_and_export_at_once() -> 
                 price_import=inp.price_import, gas_cny_per_m3=inp.gas,
                 carbon_cny_per_t=inp.carbon, ice_kwh=inp.ice_kwh, status={})
     td = _tick_data(pk.config, inp, cm, {})
-    td = replace(td, price_import=np.full(grid.n, 0.05), price_export=np.full(grid.n, 0.4155), carbon_cny_per_t=0.0)
-    m = QpModel(pk.plant, grid, cm.units, eps=1e-5)
-    q, lo, up, mask = m.vectors(td)
-    m.setup(td.objective, mask, q, lo, up)
-    res = m.solve_vectors(q, lo, up, m.p_matrix(td.objective, mask).data, None, 0.0, td.objective, mask)
-    assert res.ok
-    both = np.minimum(res.x[m.sl("grid.imp")], res.x[m.sl("grid.exp")]) * 1e3   # kW
-    assert both.max() < 50.0, both
+    return pk, grid, cm, td
