@@ -286,7 +286,8 @@ class Objective:
     # at 0.41, and went into the next windy spell fuller than the bound, which exported
     # that night and filled from the wind (winter fortnight, 6-7 January: the export limit
     # reached for 18 h with the battery 0.36 of its capacity fuller, wind curtailed). At 1
-    # (the export alone), each plan sold its stores down by the horizon's end. A valuation
+    # (the export alone) Park A winter cost 3.4 k CNY more (not traced; below the night's
+    # export a plan gains by selling its stores down by the horizon's end). A valuation
     # for Park A's tariff, not a derivation: the gain starts below its night export plus
     # wear (0.36) and ends below its night export (0.28); session 23's scan and figures are
     # in docs/controller-history.md.

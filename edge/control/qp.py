@@ -441,7 +441,8 @@ class QpModel:
         # one costs, so importing and exporting in the same step never pays (convex; it
         # matters where feed-in pays more than the import tariff, e.g. Park B's 0.4155
         # CNY/kWh against its 0.269 valley).
-        q[self.sl("grid.exp")] = -np.minimum(td.price_export, td.price_import) * dt
+        export_value = np.minimum(td.price_export, td.price_import)
+        q[self.sl("grid.exp")] = -export_value * dt
         up[self.sl("grid.imp")] = p.grid.import_max_kw * mw
         up[self.sl("grid.exp")] = p.grid.export_max_kw * mw
         # Energy left in a store at the horizon's end is worth what refilling it would cost
@@ -452,7 +453,7 @@ class QpModel:
         # so Park B kept its ice store full all winter for 8 MWh a day of cooling, losing
         # 0.5 %/h of 90 MWh, and ran chillers rather than melt ice it "needed" at the end.
         refill = float(np.min(td.price_import + carbon * td.grid_co2 + ng))
-        forgone = float(np.min(np.minimum(td.price_export, td.price_import)))
+        forgone = float(np.min(export_value))
         refill -= ob.end_value_export_frac * max(refill - forgone, 0.0)
         # minimum loads hold only for committed units, and only over the firm steps
         firm = np.zeros(N) if td.relaxed else (np.arange(N) < (N if td.firm_steps is None
